@@ -1,0 +1,49 @@
+"""Checks that span several keys, each returning ``Problem``s with key paths.
+
+Field-level checks (types, ranges, unknown keys) are pydantic's; these run on a
+model that parsed, so that together every problem is reported at once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ssoio.config.model import Settings
+from ssoio.errors import Problem
+
+__all__ = ["semantic_problems"]
+
+
+def semantic_problems(settings: Settings) -> list[Problem]:
+    """Every cross-field problem of ``settings``."""
+    return [*_duplicates(settings), *_introspection(settings), *_key_cache(settings)]
+
+
+def _duplicates(settings: Settings) -> list[Problem]:
+    problems: list[Problem] = []
+    for attribute in ("name", "issuer"):
+        counts = Counter(getattr(i, attribute) for i in settings.issuers)
+        for index, issuer in enumerate(settings.issuers):
+            if counts[getattr(issuer, attribute)] > 1:
+                problems.append(
+                    Problem(f"issuers[{index}].{attribute}", "is used by more than one issuer")
+                )
+    return problems
+
+
+def _introspection(settings: Settings) -> list[Problem]:
+    # An opaque token names no issuer; sending it to several providers would leak one
+    # provider's tokens to another, so only one issuer may introspect.
+    users = [i for i, issuer in enumerate(settings.issuers) if issuer.introspection]
+    return [
+        Problem(f"issuers[{index}].introspection", "only one issuer may use introspection")
+        for index in users[1:]
+    ]
+
+
+def _key_cache(settings: Settings) -> list[Problem]:
+    return [
+        Problem(f"issuers[{index}].keys.stale_limit_s", "must be at least keys.jwks_ttl_s")
+        for index, issuer in enumerate(settings.issuers)
+        if issuer.keys.stale_limit_s < issuer.keys.jwks_ttl_s
+    ]

@@ -1,0 +1,142 @@
+"""Access-token claim checks: pure functions of (header, claims, rules, now).
+
+They enforce RFC 9068 (JWT profile for OAuth 2.0 access tokens) and RFC 7519 on a token
+whose signature has already been verified, and raise the error whose stable code says
+what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ssoio.config.model import IssuerSettings
+from ssoio.errors import (
+    AudienceMismatch,
+    ClaimsInvalid,
+    TokenExpired,
+    TokenNotYetValid,
+)
+
+__all__ = ["ClaimRules", "check_access_token", "check_token_type"]
+
+# Members that only ID tokens carry (OIDC Core §2, §3.1.3.6, §3.3.2.11): an ID token
+# presented as an access token is refused even when its audience would match.
+_ID_TOKEN_MEMBERS = ("nonce", "at_hash", "c_hash", "s_hash")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRules:
+    """The claim expectations of one issuer, precomputed from its settings."""
+
+    issuer: str
+    audiences: frozenset[str]
+    leeway_s: float
+    required: tuple[str, ...]
+    authorized_parties: frozenset[str]
+    strict_rfc9068: bool
+
+    @classmethod
+    def from_settings(cls, settings: IssuerSettings) -> ClaimRules:
+        required = ("sub", "exp", "iat", *settings.required_claims)
+        if settings.strict_rfc9068:
+            required += ("client_id", "jti")  # RFC 9068 §2.2
+        return cls(
+            issuer=settings.issuer,
+            audiences=frozenset(settings.audiences),
+            leeway_s=settings.leeway_s,
+            required=tuple(dict.fromkeys(required)),
+            authorized_parties=frozenset(settings.authorized_parties),
+            strict_rfc9068=settings.strict_rfc9068,
+        )
+
+
+def check_token_type(header: Mapping[str, Any], rules: ClaimRules) -> None:
+    """RFC 9068 §4: the ``typ`` header must be ``at+jwt`` (``application/`` optional).
+
+    In compatible mode (for providers such as Keycloak and Entra ID) ``JWT`` or no
+    ``typ`` is accepted as well. Media types compare case-insensitively (RFC 7515 §4.1.9).
+    """
+    typ = header.get("typ")
+    if typ is not None and not isinstance(typ, str):
+        raise ClaimsInvalid("the token's typ header is not a string", claim="typ")
+    normalised = (typ or "").lower().removeprefix("application/")
+    if normalised == "at+jwt":
+        return
+    if not rules.strict_rfc9068 and normalised in ("", "jwt"):
+        return
+    raise ClaimsInvalid("this token type is not accepted as an access token", claim="typ")
+
+
+def check_access_token(claims: Mapping[str, Any], rules: ClaimRules, now: float) -> float:
+    """Check every claim of a verified access token; return its expiry time.
+
+    :raises ClaimsInvalid | TokenExpired | TokenNotYetValid | AudienceMismatch:
+    """
+    if claims.get("iss") != rules.issuer:  # RFC 9068 §4 / RFC 7519 §4.1.1: exact match
+        raise ClaimsInvalid("the token's iss does not match its issuer", claim="iss")
+    for name in rules.required:
+        if claims.get(name) is None:
+            raise ClaimsInvalid(f"the token has no {name} claim", claim=name)
+    _check_subject(claims)
+    _check_not_an_id_token(claims)
+    expires_at = _check_times(claims, rules.leeway_s, now)
+    _check_audience(claims, rules.audiences)
+    _check_authorized_party(claims, rules.authorized_parties)
+    return expires_at
+
+
+def _check_subject(claims: Mapping[str, Any]) -> None:
+    sub = claims["sub"]
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > 255:
+        raise ClaimsInvalid("the token's sub is not a non-empty string", claim="sub")
+
+
+def _check_not_an_id_token(claims: Mapping[str, Any]) -> None:
+    marker = next((m for m in _ID_TOKEN_MEMBERS if m in claims), None)
+    # Keycloak marks its ID tokens with a "typ": "ID" claim.
+    if marker or str(claims.get("typ", "")).lower() == "id":
+        raise ClaimsInvalid("an ID token is not an access token", claim=marker or "typ")
+
+
+def _check_times(claims: Mapping[str, Any], leeway: float, now: float) -> float:
+    exp = _numeric_date(claims, "exp")
+    iat = _numeric_date(claims, "iat")
+    nbf = _numeric_date(claims, "nbf")
+    if exp is not None and now > exp + leeway:  # RFC 7519 §4.1.4
+        raise TokenExpired()
+    if nbf is not None and now + leeway < nbf:  # RFC 7519 §4.1.5
+        raise TokenNotYetValid()
+    if iat is not None and iat > now + leeway:  # issued in the future: a clock or a forgery
+        raise TokenNotYetValid("the token was issued in the future", claim="iat")
+    return exp if exp is not None else math.inf
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    # RFC 7519 §2 NumericDate: a JSON number; bool is an int subclass in Python.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ClaimsInvalid(f"the token's {name} is not a number", claim=name)
+    return float(value)
+
+
+def _check_audience(claims: Mapping[str, Any], audiences: frozenset[str]) -> None:
+    aud = claims.get("aud")
+    values = [aud] if isinstance(aud, str) else aud
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise AudienceMismatch("the token's aud is missing or not a string or list", claim="aud")
+    if audiences.isdisjoint(values):  # RFC 9068 §4: aud must name this resource server
+        raise AudienceMismatch(claim="aud")
+
+
+def _check_authorized_party(claims: Mapping[str, Any], parties: frozenset[str]) -> None:
+    if not parties:
+        return
+    # RFC 9068 §2.2 names the client "client_id"; Keycloak and OIDC use "azp".
+    party = claims.get("client_id", claims.get("azp"))
+    if not isinstance(party, str) or party not in parties:
+        raise ClaimsInvalid("the token was issued to a client that is not allowed", claim="azp")

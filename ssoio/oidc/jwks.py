@@ -1,0 +1,296 @@
+"""The key store: each issuer's published signing keys, cached, rotated in one place.
+
+Keys live in one cachetools ``TLRUCache`` keyed by ``(issuer, jwks_url, kid)``, so a key
+published by one issuer can never verify another issuer's token, even when both use the
+same ``kid`` (keying by ``kid`` alone caused a real CVE in a peer server).
+
+* Hot path: a cached key is returned without any I/O, even when the set is due for a
+  refresh (the refresh then runs in the background).
+* Unknown ``kid``: the set is refetched, single-flight, at most once per
+  ``keys.refetch_cooldown_s``, so a flood of tokens with random kids costs the provider at
+  most one request per cool-down.
+* Provider down: keys from the last good fetch keep serving for ``keys.stale_limit_s``.
+* Bounded input: the JWKS body size and the number of keys are capped; keys that cannot
+  be parsed, are not for signatures, or have an unknown ``kty`` are skipped
+  (RFC 7517 §5: "ignore JWKs ... that it does not understand").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from cachetools import TLRUCache
+from joserfc.errors import JoseError
+from joserfc.jwk import JWKRegistry, Key
+from joserfc.jws import JWSRegistry
+
+from ssoio.clock import Clock
+from ssoio.config.model import HMAC_ALGORITHMS, IssuerSettings
+from ssoio.errors import AlgorithmNotAllowed, AuthenticationError, IdpUnavailable, KeyUnknown
+from ssoio.oidc.discovery import Discovery
+from ssoio.oidc.http import fetch_json
+
+__all__ = ["KeySet", "KeyStatus", "KeyStore", "parse_jwks"]
+
+log = logging.getLogger(__name__)
+
+_MAX_KID_LENGTH = 256
+CacheKey = tuple[str, str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class KeySet:
+    """A parsed JWK set: keys by ``kid`` (``None`` holds every key, for kid-less tokens)."""
+
+    by_kid: dict[str | None, tuple[Key, ...]]
+    asymmetric: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStatus:
+    """What the store knows of one issuer, for readiness checks and metrics."""
+
+    loaded: bool
+    fresh: bool
+    age_s: float | None
+    kids: tuple[str, ...]
+    fetches: int
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    keys: tuple[Key, ...]
+    expires_at: float
+    asymmetric: bool
+    # alg -> the selected key, or the refusal; selection is pure, so it is computed once.
+    chosen: dict[str, Key | AuthenticationError] = field(default_factory=dict)
+
+    def select(self, kid: str | None, alg: str) -> Key:
+        choice = self.chosen.get(alg)
+        if choice is None:
+            try:
+                choice = _select(self.keys, kid, alg, self.asymmetric)
+            except AuthenticationError as refusal:
+                choice = refusal
+            self.chosen[alg] = choice
+        if isinstance(choice, AuthenticationError):
+            raise choice
+        return choice
+
+
+@dataclass(slots=True)
+class _IssuerState:
+    jwks_url: str | None
+    fetched_at: float = float("-inf")
+    attempted_at: float = float("-inf")
+    inflight: asyncio.Task[None] | None = None
+    kids: tuple[str, ...] = ()
+    fetches: int = 0
+    failures: int = 0
+
+
+def parse_jwks(document: dict[str, Any], max_keys: int) -> KeySet:
+    """Parse a JWK set document (RFC 7517 §5), keeping only usable signature keys.
+
+    :raises IdpUnavailable: when the document is not a key set, holds more than
+        ``max_keys`` keys, or has no usable key at all.
+    """
+    entries = document.get("keys")
+    if not isinstance(entries, list):
+        raise IdpUnavailable("the provider's JWKS is not a key set")
+    if len(entries) > max_keys:
+        raise IdpUnavailable(f"the provider's JWKS has more than {max_keys} keys")
+    by_kid: dict[str | None, list[Key]] = {None: []}
+    for entry in entries:
+        key = _import_key(entry)
+        if key is not None:
+            by_kid[None].append(key)
+            if key.kid is not None:
+                by_kid.setdefault(key.kid, []).append(key)
+    if not by_kid[None]:
+        raise IdpUnavailable("the provider's JWKS has no usable signing key")
+    return KeySet(
+        by_kid={kid: tuple(keys) for kid, keys in by_kid.items()},
+        asymmetric=any(key.key_type != "oct" for key in by_kid[None]),
+    )
+
+
+def _import_key(entry: object) -> Key | None:
+    if not isinstance(entry, dict):
+        return None
+    kid = entry.get("kid")
+    if kid is not None and (not isinstance(kid, str) or len(kid) > _MAX_KID_LENGTH):
+        return None
+    if entry.get("use", "sig") != "sig":  # RFC 7517 §4.2: "enc" keys never verify signatures
+        return None
+    key_ops = entry.get("key_ops")
+    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+        return None
+    try:
+        return JWKRegistry.import_key(entry)
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        log.warning("jwks.key.skipped kid=%.64r reason=%s", kid, type(exc).__name__)
+        return None
+
+
+class KeyStore:
+    """Every trusted issuer's signing keys; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        discovery: Discovery,
+        clock: Clock,
+        *,
+        max_entries: int = 4096,
+    ) -> None:
+        self._http = http
+        self._discovery = discovery
+        self._clock = clock
+        self._states: dict[str, _IssuerState] = {}
+        self._cache: TLRUCache[CacheKey, _Cached] = TLRUCache(
+            maxsize=max_entries, ttu=lambda _key, value, _now: value.expires_at, timer=clock
+        )
+
+    async def key_for(self, issuer: IssuerSettings, kid: str | None, alg: str) -> Key:
+        """The one key of ``issuer`` that may verify a token with this ``kid`` and ``alg``.
+
+        :raises KeyUnknown: no published key fits.
+        :raises AlgorithmNotAllowed: HMAC asked of an issuer with asymmetric keys.
+        :raises IdpUnavailable: no keys could be loaded.
+        """
+        key = self.cached_key(issuer, kid, alg)
+        if key is not None:
+            return key
+        state = self._state(issuer)
+        await self._refetch(issuer, state)
+        cached = self._lookup(issuer, state, kid)
+        if cached is None:
+            if self._lookup(issuer, state, None) is None:  # no key set at all
+                raise IdpUnavailable("the issuer's signing keys cannot be loaded")
+            raise KeyUnknown()
+        return cached.select(kid, alg)
+
+    def cached_key(self, issuer: IssuerSettings, kid: str | None, alg: str) -> Key | None:
+        """``key_for`` without I/O: the key when cached, else ``None``.
+
+        A set due for refresh is still used; the refresh starts in the background.
+        """
+        state = self._state(issuer)
+        cached = self._lookup(issuer, state, kid)
+        if cached is None:
+            return None
+        if self._clock() - state.fetched_at >= issuer.keys.jwks_ttl_s:
+            self._start_fetch(issuer, state)
+        return cached.select(kid, alg)
+
+    async def refresh(self, issuer: IssuerSettings) -> None:
+        """Fetch ``issuer``'s keys now (start-up warm-up), within the cool-down."""
+        await self._refetch(issuer, self._state(issuer))
+
+    def status(self, issuer: IssuerSettings) -> KeyStatus:
+        """What is known of ``issuer``'s keys at this moment."""
+        state = self._state(issuer)
+        loaded = self._lookup(issuer, state, None) is not None
+        age = self._clock() - state.fetched_at if loaded else None
+        return KeyStatus(
+            loaded=loaded,
+            fresh=age is not None and age < issuer.keys.jwks_ttl_s,
+            age_s=age,
+            kids=state.kids,
+            fetches=state.fetches,
+            failures=state.failures,
+        )
+
+    def _state(self, issuer: IssuerSettings) -> _IssuerState:
+        state = self._states.get(issuer.issuer)
+        if state is None:
+            state = self._states[issuer.issuer] = _IssuerState(jwks_url=issuer.jwks_uri)
+        return state
+
+    def _lookup(
+        self, issuer: IssuerSettings, state: _IssuerState, kid: str | None
+    ) -> _Cached | None:
+        if state.jwks_url is None:
+            return None
+        return self._cache.get((issuer.issuer, state.jwks_url, kid))
+
+    async def _refetch(self, issuer: IssuerSettings, state: _IssuerState) -> None:
+        task = self._start_fetch(issuer, state)
+        if task is not None:
+            # shield: a cancelled caller must not cancel the fetch other callers share
+            await asyncio.shield(task)
+
+    def _start_fetch(
+        self, issuer: IssuerSettings, state: _IssuerState
+    ) -> asyncio.Task[None] | None:
+        if state.inflight is None:
+            now = self._clock()
+            if now - state.attempted_at < issuer.keys.refetch_cooldown_s:
+                return None
+            state.attempted_at = now
+            state.inflight = asyncio.create_task(self._fetch(issuer, state))
+        return state.inflight
+
+    async def _fetch(self, issuer: IssuerSettings, state: _IssuerState) -> None:
+        state.fetches += 1
+        try:
+            url = issuer.jwks_uri or (await self._discovery.get(issuer)).jwks_uri
+            document = await fetch_json(
+                self._http, url, max_bytes=issuer.keys.max_jwks_bytes,
+                timeout_s=issuer.keys.http_timeout_s,
+            )  # fmt: skip
+            key_set = parse_jwks(document, issuer.keys.max_keys)
+        except IdpUnavailable as exc:
+            state.failures += 1
+            log.warning("jwks.fetch.failed issuer=%s reason=%s", issuer.name, exc.message)
+            return
+        finally:
+            state.inflight = None
+        self._install(issuer, state, url, key_set)
+
+    def _install(
+        self, issuer: IssuerSettings, state: _IssuerState, url: str, key_set: KeySet
+    ) -> None:
+        now = self._clock()
+        for key in [k for k in list(self._cache.keys()) if k[0] == issuer.issuer]:
+            self._cache.pop(key, None)  # keys withdrawn by the provider stop verifying now
+        expires_at = now + issuer.keys.stale_limit_s
+        for kid, keys in key_set.by_kid.items():
+            self._cache[(issuer.issuer, url, kid)] = _Cached(keys, expires_at, key_set.asymmetric)
+        kids = tuple(sorted(k for k in key_set.by_kid if k is not None))
+        if kids != state.kids:
+            log.info(
+                "jwks.rotated issuer=%s added=%s removed=%s", issuer.name,
+                sorted(set(kids) - set(state.kids)), sorted(set(state.kids) - set(kids)),
+            )  # fmt: skip
+        state.jwks_url, state.fetched_at = url, now
+        state.kids = kids
+
+
+def _select(candidates: Iterable[Key], kid: str | None, alg: str, asymmetric: bool) -> Key:
+    # Key confusion (RFC 8725 §3.1): an HMAC "signature" keyed with a public key anyone
+    # can download proves nothing, so HMAC is refused whenever the issuer publishes
+    # asymmetric keys.
+    if alg in HMAC_ALGORITHMS and asymmetric:
+        raise AlgorithmNotAllowed("HMAC tokens are refused from an issuer with public keys")
+    model = JWSRegistry.algorithms[alg]
+    curve = getattr(model, "curve", None)
+    fitting = [
+        key
+        for key in candidates
+        if key.key_type == model.key_type
+        and key.get("alg") in (None, alg)
+        and (curve is None or getattr(key, "curve_name", None) == curve)
+    ]
+    if len(fitting) == 1:
+        return fitting[0]
+    if not fitting:
+        raise KeyUnknown("no published key fits the token's kid and algorithm")
+    raise KeyUnknown("the token's key is ambiguous" if kid else "the token names no key (kid)")

@@ -1,0 +1,142 @@
+"""Access-token verification: the one place that decides whether a token is genuine,
+current and meant for us.
+
+Order of checks (each refusal raises the error with its stable code):
+
+1. size and structure (``compact.parse_compact``): malformed tokens, JWE, ``alg: none``,
+   ``crit``; opaque tokens go to RFC 7662 introspection when an issuer configures it;
+2. the issuer is chosen by the token's ``iss`` claim, matched exactly against the
+   configured issuers; nothing in the header (``jku``, ``x5u``, ``jwk``, ``x5c``) is
+   ever used to find a key;
+3. ``alg`` against the issuer's allow-list, then ``typ`` (RFC 9068 §4);
+4. the key from the key store by (issuer, JWKS URL, kid), then the signature;
+5. the claims (``claims.check_access_token``).
+
+Verified tokens are cached by their SHA-256, so a reconnecting client does not pay for a
+second signature check; every hit checks ``exp`` again, so a cached token expires on time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from cachetools import LRUCache
+from joserfc.errors import JoseError
+from joserfc.jwk import Key
+from joserfc.jws import JWSRegistry
+
+from ssoio.clock import Clock
+from ssoio.config.model import IssuerSettings, Settings
+from ssoio.errors import (
+    AlgorithmNotAllowed,
+    IssuerUnknown,
+    SignatureInvalid,
+    TokenMalformed,
+    TokenMissing,
+)
+from ssoio.oidc.claims import ClaimRules, check_access_token, check_token_type
+from ssoio.oidc.compact import CompactJWS, parse_compact
+from ssoio.oidc.introspection import Introspector, looks_opaque
+from ssoio.oidc.jwks import KeyStore
+from ssoio.oidc.verified import VerifiedToken, fingerprint
+
+__all__ = ["TokenVerifier", "VerifiedToken", "fingerprint"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Issuer:
+    settings: IssuerSettings
+    rules: ClaimRules
+    algorithms: frozenset[str]
+
+
+class TokenVerifier:
+    """Verifies access tokens against the configured issuers.
+
+    :param settings: the configuration (issuers and token limits).
+    :param keys: the key store shared with other verifiers.
+    :param clock: the time source; also drives the verified-token cache.
+    :param introspector: RFC 7662 client for opaque tokens, when an issuer has one.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        keys: KeyStore,
+        *,
+        clock: Clock,
+        introspector: Introspector | None = None,
+    ) -> None:
+        self._max_bytes = settings.tokens.max_bytes
+        self._keys = keys
+        self._clock = clock
+        self._introspector = introspector
+        self._issuers = {
+            i.issuer: _Issuer(i, ClaimRules.from_settings(i), frozenset(i.algorithms))
+            for i in settings.issuers
+        }
+        # An LRU bound plus an expiry check on every hit: a TLRU's heap costs more than
+        # the check, and a cached token must stop verifying the moment it expires.
+        self._cache: LRUCache[bytes, VerifiedToken] = LRUCache(
+            maxsize=max(settings.tokens.cache_size, 1)
+        )
+        self._cache_enabled = settings.tokens.cache_size > 0
+
+    async def verify(self, token: object) -> VerifiedToken:
+        """Verify ``token`` and return what it proves.
+
+        :raises AuthenticationError: a subclass whose ``code`` says why it was refused.
+        """
+        if not isinstance(token, str) or not token:
+            raise TokenMissing()
+        if len(token) > self._max_bytes:
+            raise TokenMalformed(f"the token is larger than {self._max_bytes} bytes")
+        key = fingerprint(token)
+        cached = self._cache.get(key)
+        if cached is not None:
+            if self._clock() <= cached.expires_at + cached.issuer.leeway_s:
+                return cached
+            del self._cache[key]  # then refused below, as token_expired
+        if self._introspector is not None and looks_opaque(token):
+            # The introspector caches by its own, shorter rules (introspection.cache_max_s).
+            return await self._introspector.introspect(token, key)
+        verified = await self._verify_jwt(token, key)
+        if self._cache_enabled:
+            self._cache[key] = verified
+        return verified
+
+    async def _verify_jwt(self, token: str, key: bytes) -> VerifiedToken:
+        jws = parse_compact(token, self._max_bytes)
+        issuer = self._issuer_of(jws.claims)
+        if jws.alg not in issuer.algorithms:
+            raise AlgorithmNotAllowed()
+        check_token_type(jws.header, issuer.rules)
+        public_key = self._keys.cached_key(issuer.settings, jws.kid, jws.alg)
+        if public_key is None:
+            public_key = await self._keys.key_for(issuer.settings, jws.kid, jws.alg)
+        _check_signature(jws, public_key)
+        expires_at = check_access_token(jws.claims, issuer.rules, self._clock())
+        return VerifiedToken(issuer.settings, MappingProxyType(jws.claims), expires_at, key)
+
+    def _issuer_of(self, claims: Mapping[str, Any]) -> _Issuer:
+        iss = claims.get("iss")
+        issuer = self._issuers.get(iss) if isinstance(iss, str) else None
+        if issuer is None:
+            raise IssuerUnknown()
+        return issuer
+
+
+def _check_signature(jws: CompactJWS, public_key: Key) -> None:
+    model = JWSRegistry.algorithms[jws.alg]
+    try:
+        valid = model.verify(jws.signing_input, jws.signature, public_key)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise SignatureInvalid() from exc
+    if not valid:
+        raise SignatureInvalid()

@@ -1,0 +1,1 @@
+"""Tests against real third-party peers (node oidc-provider, socket.io-client, ...)."""
