@@ -11,7 +11,17 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
+
+from ssoio.config.base import Section
+from ssoio.config.policy import (
+    ClaimMappingSettings,
+    EventName,
+    EventRule,
+    PolicySettings,
+    PresenceSettings,
+    RoomRule,
+)
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
@@ -69,12 +79,6 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 NonEmpty = Annotated[str, Field(min_length=1, max_length=512)]
 
 
-class Section(BaseModel):
-    """Base of every section: frozen, and unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class KeyCacheSettings(Section):
     """How an issuer's discovery document and JWKS are fetched and cached."""
 
@@ -111,6 +115,7 @@ class IssuerSettings(Section):
     authorized_parties: tuple[NonEmpty, ...] = ()
     introspection: IntrospectionSettings | None = None
     keys: KeyCacheSettings = KeyCacheSettings()
+    claims: ClaimMappingSettings = ClaimMappingSettings()
 
     @property
     def strict_rfc9068(self) -> bool:
@@ -131,6 +136,10 @@ class Settings(Section):
     mode: Literal["development", "production"] = "development"
     tokens: TokenSettings = TokenSettings()
     issuers: tuple[IssuerSettings, ...] = Field(min_length=1)
+    policy: PolicySettings = PolicySettings()
+    rooms: tuple[RoomRule, ...] = ()
+    events: dict[EventName, EventRule] = Field(default_factory=dict)
+    presence: PresenceSettings = PresenceSettings()
 
     def issuer_named(self, name: str) -> IssuerSettings | None:
         """The issuer whose ``name`` is ``name``, if any."""

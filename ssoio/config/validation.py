@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ssoio.config.model import Settings
+from ssoio.config.policy_validation import policy_problems
 from ssoio.errors import Problem
 
 __all__ = ["semantic_problems"]
@@ -16,7 +17,12 @@ __all__ = ["semantic_problems"]
 
 def semantic_problems(settings: Settings) -> list[Problem]:
     """Every cross-field problem of ``settings``."""
-    return [*_duplicates(settings), *_introspection(settings), *_key_cache(settings)]
+    return [
+        *_duplicates(settings),
+        *_introspection(settings),
+        *_key_cache(settings),
+        *policy_problems(settings),
+    ]
 
 
 def _duplicates(settings: Settings) -> list[Problem]:

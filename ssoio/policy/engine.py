@@ -1,0 +1,156 @@
+"""The compiled policy: every authorisation question ssoio asks, answered from plain data.
+
+Built once from ``Settings`` (and again on reload); pure from then on: no I/O, no clock,
+the same input always gives the same ``Decision``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ssoio.config.model import Settings
+from ssoio.errors import Forbidden, IssuerUnknown, UnknownEvent
+from ssoio.oidc.verified import VerifiedToken
+from ssoio.policy.decision import Decision
+from ssoio.policy.events import CompiledEvent, EventRules, validate_payload
+from ssoio.policy.mapping import ClaimMapping, map_claims
+from ssoio.policy.principal import Principal
+from ssoio.policy.requirements import Requirement, parse
+from ssoio.policy.rooms import Action, RoomRules, expand
+from ssoio.policy.visibility import FieldVisibility
+
+__all__ = ["AuthorizedEvent", "Policy"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizedEvent:
+    """A client event that passed every check: what to do with it."""
+
+    event: CompiledEvent
+    payload: dict[str, Any]
+    room: str | None
+    decision: Decision
+
+
+class Policy:
+    """Claim mapping, room, event, presence and namespace rules of one configuration."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.mappings = {i.name: ClaimMapping.resolve(i.claims) for i in settings.issuers}
+        self.rooms = RoomRules(settings.rooms)
+        self.events = EventRules(settings.events)
+        self.presence_visibility = FieldVisibility.compile(settings.presence.visible)
+        self._namespaces: dict[str, Requirement] = {
+            name: parse(spec) for name, spec in settings.policy.namespaces.items()
+        }
+
+    # -- identity -------------------------------------------------------------------
+
+    def principal(self, verified: VerifiedToken) -> Principal:
+        """The principal of a verified token, through its issuer's claim mapping."""
+        return self.principal_from_claims(verified.claims, verified.issuer.name)
+
+    def principal_from_claims(self, claims: Mapping[str, Any], issuer: str) -> Principal:
+        """:raises IssuerUnknown | ClaimsInvalid:"""
+        mapping = self.mappings.get(issuer)
+        if mapping is None:
+            raise IssuerUnknown(f"no issuer named {issuer!r}")
+        return map_claims(claims, mapping, issuer)
+
+    # -- decisions ------------------------------------------------------------------
+
+    def namespace(self, principal: Principal, namespace: str) -> Decision:
+        requirement = self._namespaces.get(namespace)
+        label = f"policy.namespaces.{namespace!r}"
+        if requirement is None:
+            return Decision.deny(
+                f"no rule opens namespace {namespace!r}", code="namespace_forbidden"
+            )
+        if requirement(principal):
+            return Decision.allow(f"{label} allows {requirement.describe()}", label)
+        return Decision.deny(
+            f"{label} allows only {requirement.describe()}", label, code="namespace_forbidden"
+        )
+
+    def room(self, principal: Principal, room: str, action: Action) -> Decision:
+        return self.rooms.decide(principal, room, action)
+
+    def auto_join(self, principal: Principal) -> tuple[str, ...]:
+        return self.rooms.auto_join(principal, self.settings.policy.max_auto_join_rooms)
+
+    def may_send(self, principal: Principal, name: str) -> Decision:
+        """May ``principal`` send event ``name`` at all (before payload and room checks)?"""
+        event = self.events.find(name)
+        if event is None:
+            if self.settings.policy.allow_unknown_events:
+                return Decision.allow("policy.allow_unknown_events is on")
+            return Decision.deny(f"no event rule for {name[:100]!r}", code="unknown_event")
+        if event.requires(principal):
+            return Decision.allow(f"{event.label} allows {event.requires.describe()}", event.label)
+        return Decision.deny(f"{event.label} allows only {event.requires.describe()}", event.label)
+
+    def authorize_event(self, principal: Principal, name: str, payload: object) -> AuthorizedEvent:
+        """Every check of a declared client event, in order: known, payload, sender, room.
+
+        :raises UnknownEvent | InvalidPayload | Forbidden:
+        """
+        event = self.events.find(name)
+        if event is None:
+            raise UnknownEvent()
+        clean = validate_payload(event, payload)
+        decision = self.may_send(principal, name)
+        if not decision:
+            raise Forbidden(decision.reason)
+        room = self._target_room(event, principal, clean)
+        if room is not None and event.room_action is not None:
+            decision = self.room(principal, room, event.room_action)  # type: ignore[arg-type]
+            if not decision:
+                raise Forbidden(decision.reason)
+        return AuthorizedEvent(event, clean, room, decision)
+
+    def _target_room(
+        self, event: CompiledEvent, principal: Principal, payload: Mapping[str, Any]
+    ) -> str | None:
+        if event.rule.room_field is not None:
+            return str(payload[event.rule.room_field])
+        if event.target is None:
+            return None
+        rooms = expand(event.target, principal, 2)
+        if len(rooms) != 1:  # no value (or several) for the sender: nowhere to deliver
+            raise Forbidden(f"{event.label} has no single target room for this sender")
+        return rooms[0]
+
+    def may_kick(self, event: CompiledEvent, actor: Principal, target: Principal) -> Decision:
+        """Kick rules: the actor must share each ``kick.same_attributes`` with the target."""
+        kick = event.rule.kick
+        if kick is None:
+            return Decision.deny(f"{event.label} is not a kick event", event.label)
+        for name in kick.same_attributes:
+            if not set(actor.values(name)) & set(target.values(name)):
+                return Decision.deny(
+                    f"{event.label} kicks only within the same {name}", event.label
+                )
+        return Decision.allow(f"{event.label} allows this kick", event.label)
+
+    # -- presence ------------------------------------------------------------------
+
+    def presence_view(
+        self, recipient: Principal, members: Iterable[Principal]
+    ) -> list[dict[str, Any]]:
+        """The members of a room as ``recipient`` may see them (configured fields,
+        minus those hidden from this recipient)."""
+        hidden = self.presence_visibility.hidden_from(recipient)
+        fields = [f for f in self.settings.presence.fields if f not in hidden]
+        view = []
+        for member in members:
+            values = {
+                "sub": member.subject,
+                "username": member.username,
+                "email": member.email,
+                "name": member.name,
+            }
+            view.append({str(f): values[f] for f in fields if values[f] is not None})
+        return view
