@@ -1,7 +1,7 @@
-"""The ``ssoio`` command: check-config, token verify (more commands join as they land).
+"""The ``ssoio`` command: check-config, token verify, explain, policy test.
 
-Exit statuses: 0 success, 1 a refusal (token refused, decision denied), 2 bad input
-or configuration.
+Exit statuses: 0 success, 1 a refusal (a token refused, a decision denied, a policy
+case failed), 2 bad input or configuration.
 """
 
 from __future__ import annotations
@@ -10,25 +10,34 @@ import argparse
 import asyncio
 import json
 import sys
+import tomllib
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from ssoio.config import Settings, load_settings
-from ssoio.errors import AuthenticationError, ConfigError, Problem
+from ssoio.errors import AuthenticationError, ConfigError, Problem, SsoioError
+from ssoio.oidc.compact import parse_compact
 from ssoio.oidc.providers import IdentityProviders
+from ssoio.policy.cases import run_cases
+from ssoio.policy.engine import Policy
+from ssoio.policy.explain import Question, explain
+from ssoio.policy.principal import Principal
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     try:
         return int(args.run(args))
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return 2
+    except SsoioError as exc:
+        print(f"{exc.code}: {exc.message}", file=sys.stderr)
         return 2
 
 
@@ -41,13 +50,39 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check_config)
 
     token = commands.add_parser("token", help="access-token tools")
-    token_commands = token.add_subparsers(required=True, metavar="ACTION")
-    verify = token_commands.add_parser("verify", help="verify tokens; '-' reads them from stdin")
+    verify = token.add_subparsers(required=True, metavar="ACTION").add_parser(
+        "verify", help="verify tokens; '-' reads them from stdin"
+    )
     verify.add_argument("--config", required=True)
     verify.add_argument("--issuer", help="accept only this issuer (by name)")
     verify.add_argument("token", help="the access token, or - to read one per line from stdin")
     verify.set_defaults(run=_token_verify)
+
+    _explain_parser(commands.add_parser("explain", help="show a principal and decisions"))
+
+    policy = commands.add_parser("policy", help="policy tools")
+    cases = policy.add_subparsers(required=True, metavar="ACTION").add_parser(
+        "test", help="run a table of policy cases"
+    )
+    cases.add_argument("file")
+    cases.add_argument("--config", help="the configuration (default: the file's `config`)")
+    cases.set_defaults(run=_policy_test)
     return parser
+
+
+def _explain_parser(explain_cmd: argparse.ArgumentParser) -> None:
+    explain_cmd.add_argument("--config", required=True)
+    source = explain_cmd.add_mutually_exclusive_group(required=True)
+    source.add_argument("--token", help="an access token (signature checked only with --verify)")
+    source.add_argument("--claims", help="a JSON file of claims")
+    explain_cmd.add_argument("--issuer", help="the issuer (by name) whose mapping applies")
+    explain_cmd.add_argument("--verify", action="store_true", help="verify --token fully")
+    explain_cmd.add_argument("--room")
+    explain_cmd.add_argument("--action", choices=["join", "publish", "presence"], default="join")
+    explain_cmd.add_argument("--event")
+    explain_cmd.add_argument("--payload", help="the event's JSON payload (checks it fully)")
+    explain_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    explain_cmd.set_defaults(run=_explain)
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -91,6 +126,79 @@ async def _verify_all(settings: Settings, tokens: Iterable[str], out: TextIO) ->
                 line = {"ok": True, "issuer": verified.issuer.name, "claims": claims}
             print(json.dumps(line, sort_keys=True), file=out, flush=True)
     return status
+
+
+def _explain(args: argparse.Namespace) -> int:
+    settings = _only_issuer(load_settings(args.config), args.issuer)
+    policy = Policy(settings)
+    principal, note = _explained_principal(args, settings, policy)
+    questions = []
+    if args.room is not None:
+        questions.append(Question(room=args.room, action=args.action))
+    if args.event is not None:
+        payload = _json_argument("--payload", args.payload) if args.payload else None
+        questions.append(Question(event=args.event, payload=payload))
+    explanation = explain(policy, principal, questions)
+    if args.json:
+        print(json.dumps({**explanation.as_dict(), "token": note}, sort_keys=True))
+    else:
+        print("\n".join([f"token      {note}", *explanation.lines()]))
+    return 0 if explanation.all_allowed else 1
+
+
+def _explained_principal(
+    args: argparse.Namespace, settings: Settings, policy: Policy
+) -> tuple[Principal, str]:
+    if args.claims is not None:
+        claims = _json_argument("--claims", _read(args.claims))
+        if not isinstance(claims, dict):
+            raise ConfigError([Problem("--claims", "must hold a JSON object")])
+        return policy.principal_from_claims(claims, _issuer_for(settings, claims)), "claims file"
+    if args.verify:
+        verified = asyncio.run(_verify_one(settings, args.token))
+        return policy.principal(verified), "verified (signature and every claim checked)"
+    claims = parse_compact(args.token, settings.tokens.max_bytes).claims
+    note = "signature NOT checked (pass --verify to check it)"
+    return policy.principal_from_claims(claims, _issuer_for(settings, claims)), note
+
+
+async def _verify_one(settings: Settings, token: str) -> Any:
+    async with IdentityProviders(settings) as providers:
+        return await providers.verifier.verify(token)
+
+
+def _issuer_for(settings: Settings, claims: dict[str, Any]) -> str:
+    matching = [i.name for i in settings.issuers if i.issuer == claims.get("iss")]
+    return matching[0] if matching else settings.issuers[0].name
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(path, f"cannot read: {exc.strerror}")]) from exc
+
+
+def _json_argument(name: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ConfigError([Problem(name, f"not valid JSON: {exc}")]) from exc
+
+
+def _policy_test(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        document = tomllib.loads(_read(args.file))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Problem(args.file, f"TOML syntax error: {exc}")]) from exc
+    config = args.config or (path.parent / str(document.get("config", ""))).as_posix()
+    results = run_cases(Policy(load_settings(config)), document)
+    failures = [r for r in results if not r.passed]
+    for result in failures:
+        print(f"FAIL cases[{result.index}] {result.summary}: {result.detail}")
+    print(f"{len(results)} cases, {len(results) - len(failures)} passed, {len(failures)} failed")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ without a default is a problem reported at the value's key path.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -15,17 +16,20 @@ from ssoio.errors import Problem
 
 __all__ = ["interpolate", "key_path"]
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def key_path(parts: tuple[str | int, ...]) -> str:
-    """Render ``("issuers", 0, "audiences")`` as ``issuers[0].audiences``."""
+    """Render ``("issuers", 0, "audiences")`` as ``issuers[0].audiences``; keys that are
+    not bare TOML keys are quoted as TOML writes them: ``events."chat:send".requires``."""
     text = ""
     for part in parts:
         if isinstance(part, int):
             text += f"[{part}]"
-        else:
-            text += f".{part}" if text else part
+            continue
+        key = part if _BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False)
+        text += f".{key}" if text else key
     return text
 
 

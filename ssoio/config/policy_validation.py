@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ssoio.config.interpolation import key_path
 from ssoio.config.model import Settings
 from ssoio.config.policy import EventRule
 from ssoio.errors import Problem
@@ -18,7 +19,7 @@ def policy_problems(settings: Settings) -> list[Problem]:
     known = _BUILTIN_PLACEHOLDERS | _mapped_attributes(settings)
     problems = [*_rooms(settings, known), *_presence(settings), *_namespaces(settings)]
     for name, rule in settings.events.items():
-        problems.extend(_event(f"events.{name!r}", rule, known))
+        problems.extend(_event(key_path(("events", name)), rule, known))
     return problems
 
 
@@ -101,7 +102,7 @@ def _presence(settings: Settings) -> list[Problem]:
 
 def _namespaces(settings: Settings) -> list[Problem]:
     return [
-        Problem(f"policy.namespaces.{name!r}", "a namespace starts with '/'")
+        Problem(key_path(("policy", "namespaces", name)), "a namespace starts with '/'")
         for name in settings.policy.namespaces
         if not name.startswith("/")
     ]

@@ -6,6 +6,7 @@ the same input always gives the same ``Decision``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,7 @@ class Policy:
 
     def namespace(self, principal: Principal, namespace: str) -> Decision:
         requirement = self._namespaces.get(namespace)
-        label = f"policy.namespaces.{namespace!r}"
+        label = f"policy.namespaces.{json.dumps(namespace, ensure_ascii=False)}"
         if requirement is None:
             return Decision.deny(
                 f"no rule opens namespace {namespace!r}", code="namespace_forbidden"

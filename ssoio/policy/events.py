@@ -6,8 +6,9 @@ inputs never mutated.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ class CompiledEvent:
 
     @property
     def label(self) -> str:
-        return f"events.{self.name!r}"
+        return f"events.{json.dumps(self.name, ensure_ascii=False)}"
 
     @property
     def room_action(self) -> str | None:
@@ -64,7 +65,7 @@ class EventRules:
             (parse_pattern(e.name), e) for e in compiled if e.name not in self._exact
         ]
 
-    def __iter__(self) -> Iterable[CompiledEvent]:
+    def __iter__(self) -> Iterator[CompiledEvent]:
         return iter([*self._exact.values(), *(e for _, e in self._wildcards)])
 
     def find(self, name: str) -> CompiledEvent | None:

@@ -52,15 +52,19 @@ def encode_segment(value: str) -> str:
     """Percent-encode what would let a claim value reach beyond one room-name segment.
 
     Room names are ``:``-separated segments; a placeholder stands for exactly one
-    segment. Encoding ``%``, ``:``, ``*``, ``{`` and ``}`` is injective, so a claim value
-    such as ``acme:x`` or ``*`` can only ever name its own, literal segment.
+    segment. Encoding ``%``, ``:``, ``*``, ``{``, ``}``, whitespace and non-printable
+    characters (as UTF-8 ``%XX``) is injective, so a claim value such as ``acme:x``, ``*``
+    or ``Acme Corp`` only ever names its own, literal, valid segment.
     """
-    if not any(c in value for c in "%:*{}"):
+    if value.isprintable() and not any(c in _ENCODED or c.isspace() for c in value):
         return value
-    return (
-        value.replace("%", "%25")
-        .replace(":", "%3A")
-        .replace("*", "%2A")
-        .replace("{", "%7B")
-        .replace("}", "%7D")
-    )
+    return "".join(_encode_char(c) for c in value)
+
+
+_ENCODED = frozenset("%:*{}")
+
+
+def _encode_char(char: str) -> str:
+    if char in _ENCODED or char.isspace() or not char.isprintable():
+        return "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
+    return char

@@ -123,13 +123,14 @@ class RoomRules:
                 continue
             requirement = rule.requirement(action)
             if requirement(principal):
-                return Decision.allow(
-                    f"{rule.label} allows {action} to {requirement.describe()}", rule.label
-                )
-            refusal = refusal or Decision.deny(
-                f"{rule.label} allows {action} only to {requirement.describe()}", rule.label
-            )
-        return refusal or Decision.deny(f"no room rule gives this principal {room!r}")
+                reason = f"{rule.label} allows {action} to {requirement.describe()}"
+                return Decision.allow(reason, rule.label)
+            if refusal is None:  # the first matching rule explains the denial
+                reason = f"{rule.label} allows {action} only to {requirement.describe()}"
+                refusal = Decision.deny(reason, rule.label)
+        if refusal is None:
+            refusal = Decision.deny(f"no room rule gives this principal {room!r}")
+        return refusal
 
     def auto_join(self, principal: Principal, limit: int) -> tuple[str, ...]:
         """The rooms joined on connect: auto-join rules expanded with the principal's
