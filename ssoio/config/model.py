@@ -22,6 +22,7 @@ from ssoio.config.policy import (
     PresenceSettings,
     RoomRule,
 )
+from ssoio.config.server import ApiSettings, LimitSettings, RealtimeSettings, ServerSettings
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
@@ -134,6 +135,10 @@ class Settings(Section):
     """The whole configuration file."""
 
     mode: Literal["development", "production"] = "development"
+    server: ServerSettings = ServerSettings()
+    realtime: RealtimeSettings = RealtimeSettings()
+    limits: LimitSettings = LimitSettings()
+    api: ApiSettings = ApiSettings()
     tokens: TokenSettings = TokenSettings()
     issuers: tuple[IssuerSettings, ...] = Field(min_length=1)
     policy: PolicySettings = PolicySettings()

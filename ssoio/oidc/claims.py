@@ -95,9 +95,11 @@ def _check_subject(claims: Mapping[str, Any]) -> None:
 
 
 def _check_not_an_id_token(claims: Mapping[str, Any]) -> None:
+    kind = str(claims.get("typ", "")).lower()  # Keycloak's own "typ" claim: ID or Bearer
     marker = next((m for m in _ID_TOKEN_MEMBERS if m in claims), None)
-    # Keycloak marks its ID tokens with a "typ": "ID" claim.
-    if marker or str(claims.get("typ", "")).lower() == "id":
+    if marker == "nonce" and kind == "bearer":
+        marker = None  # Keycloak before 25 copies the nonce into its (Bearer) access tokens
+    if marker or kind == "id":
         raise ClaimsInvalid("an ID token is not an access token", claim=marker or "typ")
 
 
@@ -136,7 +138,7 @@ def _check_audience(claims: Mapping[str, Any], audiences: frozenset[str]) -> Non
 def _check_authorized_party(claims: Mapping[str, Any], parties: frozenset[str]) -> None:
     if not parties:
         return
-    # RFC 9068 §2.2 names the client "client_id"; Keycloak and OIDC use "azp".
-    party = claims.get("client_id", claims.get("azp"))
+    # RFC 9068 §2.2 names the client "client_id"; Keycloak and OIDC use "azp", Okta "cid".
+    party = next((claims[k] for k in ("client_id", "azp", "cid") if k in claims), None)
     if not isinstance(party, str) or party not in parties:
         raise ClaimsInvalid("the token was issued to a client that is not allowed", claim="azp")

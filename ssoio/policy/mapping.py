@@ -76,7 +76,10 @@ def map_claims(claims: Mapping[str, Any], mapping: ClaimMapping, issuer: str) ->
         groups=frozenset(normalise_group(g) for g in _values(claims, mapping.groups)),
         scopes=frozenset(_values(claims, mapping.scopes, split=True)),
         attributes=MappingProxyType(
-            {name: tuple(_values(claims, (path,))) for name, path in mapping.attributes.items()}
+            {
+                name: tuple(_values(claims, (path,), numbers=True))
+                for name, path in mapping.attributes.items()
+            }
         ),
         session_id=_string(claims, mapping.session_id),
         client_id=_string(claims, mapping.client_id),
@@ -103,12 +106,16 @@ def _string(claims: Mapping[str, Any], path: str | None) -> str | None:
     value = _lookup(claims, path)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > _MAX_LENGTH:
+    if not isinstance(value, str):
         raise ClaimsInvalid(f"claim {path} is not a string", claim=path)
+    if len(value) > _MAX_LENGTH:
+        raise ClaimsInvalid(f"claim {path} is longer than {_MAX_LENGTH} characters", claim=path)
     return value or None
 
 
-def _values(claims: Mapping[str, Any], paths: tuple[str, ...], *, split: bool = False) -> list[str]:
+def _values(
+    claims: Mapping[str, Any], paths: tuple[str, ...], *, split: bool = False, numbers: bool = False
+) -> list[str]:
     values: list[str] = []
     for path in paths:
         value = _lookup(claims, path)
@@ -120,8 +127,8 @@ def _values(claims: Mapping[str, Any], paths: tuple[str, ...], *, split: bool = 
             values.extend(value.split() if split else [value])
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             values.extend(value)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            values.append(str(value))  # numeric ids, such as a tenant number
+        elif numbers and isinstance(value, int) and not isinstance(value, bool):
+            values.append(str(value))  # attributes may be numeric ids, such as a tenant number
         else:
             raise ClaimsInvalid(f"claim {path} is not a string or a list of strings", claim=path)
         if len(values) > _MAX_VALUES or any(len(v) > _MAX_LENGTH for v in values):

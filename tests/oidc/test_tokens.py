@@ -515,3 +515,25 @@ class TestVerifiedTokenCache:
         token = token_factory()
         first = await providers.verifier.verify(token)
         assert await providers.verifier.verify(token) is not first
+
+
+async def test_keycloak_bearer_tokens_may_carry_a_nonce(
+    providers_factory: Providers, settings_factory: SettingsFactory, token_factory: TokenFactory
+) -> None:
+    # Keycloak before 25 copies the login nonce into access tokens marked "typ": "Bearer".
+    settings = settings_factory(issuer_table(token_types=["at+jwt", "JWT"]))
+    token = token_factory(header={"typ": "JWT"}, nonce="n-1", typ="Bearer")
+    await providers_factory(settings).verifier.verify(token)
+
+
+@pytest.mark.parametrize("claim", ["client_id", "azp", "cid"])
+async def test_authorized_party_claim_names(
+    providers_factory: Providers, settings_factory: SettingsFactory, token_factory: TokenFactory,
+    claim: str,
+) -> None:  # fmt: skip
+    settings = settings_factory(
+        issuer_table(authorized_parties=["web"], token_types=["at+jwt", "JWT"])
+    )
+    claims: dict[str, Any] = {"client_id": ..., claim: "web"}
+    token = token_factory(header={"typ": "JWT"}, **claims)
+    await providers_factory(settings).verifier.verify(token)

@@ -1,0 +1,70 @@
+"""Configuration sections of the running server: listener, realtime limits, server API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from ssoio.config.base import Section
+from ssoio.config.policy import RequirementSpec
+
+__all__ = ["ApiSettings", "BucketSettings", "LimitSettings", "RealtimeSettings", "ServerSettings"]
+
+
+def _origin(value: str) -> str:
+    if value == "*":
+        return value
+    scheme, sep, rest = value.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+        raise ValueError("an origin is scheme://host[:port], without a path")
+    return value.lower()
+
+
+Origin = Annotated[str, AfterValidator(_origin)]
+
+
+class ServerSettings(Section):
+    """Where ssoio listens and how browsers reach it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    public_url: Annotated[str, Field(pattern=r"^https?://[^/]+(/.*)?$")] = "http://127.0.0.1:8000"
+    allowed_origins: tuple[Origin, ...] = ()
+    websocket_compression: bool = False
+    insecure_allow_query_token: bool = False
+
+
+class RealtimeSettings(Section):
+    """Socket.IO connections: unauthenticated sessions, message sizes, token lifetime."""
+
+    unauthenticated_timeout_s: float = Field(5, gt=0, le=120)
+    max_unauthenticated_per_ip: int = Field(20, ge=1)
+    max_payload_bytes: int = Field(16384, ge=256, le=16 * 1024 * 1024)
+    expiry_warning_s: float = Field(60, ge=0)
+    ping_interval_s: float = Field(25, gt=0)
+    ping_timeout_s: float = Field(20, gt=0)
+
+
+class BucketSettings(Section):
+    """A token bucket: ``rate`` tokens per second, up to ``burst``."""
+
+    rate: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
+class LimitSettings(Section):
+    """Rate limits; exceeding one gives ``rate_limited`` to that client only."""
+
+    connects_per_ip: BucketSettings = BucketSettings(rate=5, burst=30)
+    failed_auth_per_ip: BucketSettings = BucketSettings(rate=0.5, burst=10)
+    events_per_connection: BucketSettings = BucketSettings(rate=20, burst=50)
+    events_per_user: BucketSettings = BucketSettings(rate=50, burst=150)
+    max_tracked_keys: int = Field(100_000, ge=100)
+
+
+class ApiSettings(Section):
+    """The server API for corporate backends (``/api/v1/...``)."""
+
+    enabled: bool = True
+    requires: RequirementSpec = "scope:ssoio:emit"
