@@ -37,6 +37,7 @@ test: install system-deps node lint
 
 bench: install
 	$(BIN)/python benchmarks/token_verify.py
+	$(BIN)/python benchmarks/policy_decisions.py
 
 clean:
 	rm -rf $(VENV) tests/interop/node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import tomllib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from ssoio.config import Settings, load_settings
 from ssoio.errors import AuthenticationError, ConfigError, Problem, SsoioError
@@ -41,8 +42,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse echoes offending arguments in its errors; a token must never be echoed."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(_JWT_LIKE.sub("<token>", message))
+
+
+_JWT_LIKE = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|[^\s']{60,}")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ssoio", description=__doc__)
+    parser = _Parser(prog="ssoio", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     check = commands.add_parser("check-config", help="validate a configuration file")

@@ -144,3 +144,28 @@ async def test_cli_token_verify_against_real_provider(
     for token in (alice, erin):
         assert token not in batch.stdout + batch.stderr
         assert token.split(".")[2] not in batch.stdout + batch.stderr
+
+
+async def test_cli_explain_verifies_a_real_token(node_idp: NodeProvider, tmp_path: Path) -> None:
+    config = tmp_path / "ssoio.toml"
+    config.write_text(
+        f'[[issuers]]\nname = "node"\nissuer = "{node_idp.issuer}"\naudiences = ["ssoio-api"]\n'
+        '[issuers.claims]\npreset = "keycloak"\nclient_id = "client_id"\n'
+        'attributes = { tenant = "tenant" }\n'
+        '[[rooms]]\npattern = "tenant:{tenant}:*"\njoin = "authenticated"\n'
+    )
+    dave = (await node_idp.user_tokens("dave"))["access_token"]
+    base = ("explain", "--config", str(config), "--token", dave, "--verify")
+    allowed = await run_cli(*base, "--room", "tenant:acme:general")
+    assert allowed.status == 0, allowed.stderr
+    assert allowed.stdout.startswith("token      verified (signature and every claim checked)")
+    assert "roles    staff" in allowed.stdout
+    denied = await run_cli(*base, "--room", "tenant:globex:general")
+    assert denied.status == 1
+    forged_token = dave[:-6] + "AAAAAA"
+    forged = await run_cli(*base[:3], "--token", forged_token, "--verify", "--room", "x")
+    assert forged.status == 2
+    assert forged.stderr.startswith("signature_invalid")
+    mistyped = await run_cli(*base, "--room", "x", dave)  # a stray token argument
+    assert mistyped.status == 2
+    assert dave not in mistyped.stderr
