@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ssoio", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--config", required=True)
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+    serve.set_defaults(run=_serve)
+
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
     check.set_defaults(run=_check_config)
@@ -94,6 +100,13 @@ def _explain_parser(explain_cmd: argparse.ArgumentParser) -> None:
     explain_cmd.add_argument("--payload", help="the event's JSON payload (checks it fully)")
     explain_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     explain_cmd.set_defaults(run=_explain)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ssoio.serving import serve
+
+    serve(load_settings(args.config), host=args.host, port=args.port)
+    return 0
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -101,10 +101,17 @@ class Policy:
         event = self.events.find(name)
         if event is None:
             raise UnknownEvent()
+        return self.authorize(principal, event, payload)
+
+    def authorize(
+        self, principal: Principal, event: CompiledEvent, payload: object
+    ) -> AuthorizedEvent:
+        """``authorize_event`` for an event rule already found (or built by an embedding
+        application's ``@sso.on``)."""
         clean = validate_payload(event, payload)
-        decision = self.may_send(principal, name)
-        if not decision:
-            raise Forbidden(decision.reason)
+        if not event.requires(principal):
+            raise Forbidden(f"{event.label} allows only {event.requires.describe()}")
+        decision = Decision.allow(f"{event.label} allows {event.requires.describe()}", event.label)
         room = self._target_room(event, principal, clean)
         if room is not None and event.room_action is not None:
             decision = self.room(principal, room, event.room_action)  # type: ignore[arg-type]

@@ -85,4 +85,3 @@ async def serve_asgi(app: Callable[..., Any], **config: Any) -> AsyncIterator[st
         yield f"http://127.0.0.1:{_bound_port(server)}"
     finally:
         await _stop(server, task)
-

@@ -1,0 +1,1 @@
+"""Socket.IO glue: connect authentication, event guards, token lifetime, rate limits."""

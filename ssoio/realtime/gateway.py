@@ -1,0 +1,505 @@
+"""The gateway: what ssoio does for each connect, event and timer, independent of the
+Socket.IO plumbing (``server.py`` adapts python-socketio to it).
+
+Every client event passes one path before anything acts on it: the connection is known
+and authenticated, rate limits (per connection and per user), one JSON payload, the token
+still valid (else only ``auth:refresh`` is accepted), then the event's own rule (shape and
+permission, from the policy). Refusals are ``SsoioError``s, answered in the ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ssoio.audit import audit
+from ssoio.clock import Clock
+from ssoio.config.model import Settings
+from ssoio.errors import (
+    AuthenticationError,
+    Forbidden,
+    InvalidPayload,
+    NamespaceForbidden,
+    OriginDenied,
+    RateLimited,
+    ReauthRequired,
+    SsoioError,
+    UnknownEvent,
+)
+from ssoio.oidc.providers import IdentityProviders
+from ssoio.policy.engine import AuthorizedEvent, Policy
+from ssoio.policy.events import CompiledEvent, delivered_payload
+from ssoio.policy.patterns import room_name_problem
+from ssoio.policy.principal import Principal
+from ssoio.policy.visibility import FieldVisibility
+from ssoio.realtime.connections import Connection, Connections
+from ssoio.realtime.credentials import Credential, find_credential
+from ssoio.realtime.lifetime import Due, Scheduler
+from ssoio.realtime.origins import OriginPolicy
+from ssoio.realtime.ratelimit import RateLimiter, TokenBucket
+
+__all__ = ["Gateway", "Handler", "SessionResolver", "Transport", "room_key"]
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "ssoio_session"
+Handler = Callable[[Principal, dict[str, Any]], Awaitable[Mapping[str, Any] | None]]
+
+
+def room_key(room: str) -> str:
+    """The Socket.IO room behind a policy room: prefixed, so no client-chosen name can
+    ever be another client's sid room or a python-socketio internal room."""
+    return f"r:{room}"
+
+
+class SessionResolver(Protocol):
+    """The browser-login seam: turns a session cookie into the session's access token."""
+
+    async def access_token(self, session_id: str) -> str | None: ...
+
+
+class Transport(Protocol):
+    """What the gateway needs of the Socket.IO server (``server.SsoioSocketServer``)."""
+
+    async def emit(self, event: str, data: Any, *, to: str | list[str], namespace: str) -> None: ...
+
+    async def enter(self, sid: str, room: str, namespace: str) -> None: ...
+
+    async def leave(self, sid: str, room: str, namespace: str) -> None: ...
+
+    async def disconnect(self, sid: str, namespace: str) -> None: ...
+
+    async def close_session(self, eio_sid: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Embedded:
+    event: CompiledEvent
+    handler: Handler
+
+
+class Gateway:
+    """Connections, events and timers of one node."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        providers: IdentityProviders,
+        policy: Policy,
+        transport: Transport,
+        *,
+        clock: Clock,
+        sessions: SessionResolver | None = None,
+    ) -> None:
+        self.settings = settings
+        self.providers = providers
+        self.policy = policy
+        self.transport = transport
+        self.clock = clock
+        self.sessions = sessions
+        self.connections = Connections()
+        self.scheduler = Scheduler()
+        self.origins = OriginPolicy(settings.server.public_url, settings.server.allowed_origins)
+        limits = settings.limits
+        self.connect_limiter = RateLimiter(limits.connects_per_ip, clock, limits.max_tracked_keys)
+        self.failed_auth = RateLimiter(limits.failed_auth_per_ip, clock, limits.max_tracked_keys)
+        self.user_events = RateLimiter(limits.events_per_user, clock, limits.max_tracked_keys)
+        self.handlers: dict[str, _Embedded] = {}
+        self._pending: dict[str, str] = {}  # unauthenticated Engine.IO sid -> client IP
+        self._pending_per_ip: dict[str, int] = {}
+        self._timer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._builtins: dict[str, Callable[[Connection, Any], Awaitable[dict[str, Any]]]] = {
+            "room:join": self._join,
+            "room:leave": self._leave,
+            "presence:list": self._presence,
+        }
+        self._relay_visibility = {
+            e.rule.deliver_as: e.visibility for e in policy.events if e.rule.deliver_as
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the timer loop (idempotent; also called lazily on first connect)."""
+        if self._timer is None or self._timer.done():
+            self._timer = asyncio.create_task(self._timer_loop(), name="ssoio-timers")
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+            self._timer = None
+
+    # -- Engine.IO sessions that have not authenticated yet ------------------------------
+
+    def session_opened(self, eio_sid: str, ip: str) -> bool:
+        """A new Engine.IO session; False refuses it (too many unauthenticated per IP)."""
+        if self._pending_per_ip.get(ip, 0) >= self.settings.realtime.max_unauthenticated_per_ip:
+            audit("auth.session.refused", ip=ip, code="rate_limited")
+            return False
+        self._mark_pending(eio_sid, ip)
+        return True
+
+    def session_closed(self, eio_sid: str) -> None:
+        self._unmark_pending(eio_sid)
+
+    def _mark_pending(self, eio_sid: str, ip: str) -> None:
+        if eio_sid in self._pending:
+            return
+        self._pending[eio_sid] = ip
+        self._pending_per_ip[ip] = self._pending_per_ip.get(ip, 0) + 1
+        deadline = self.clock() + self.settings.realtime.unauthenticated_timeout_s
+        self._schedule(deadline, "unauthenticated", eio_sid)
+
+    def _unmark_pending(self, eio_sid: str) -> None:
+        ip = self._pending.pop(eio_sid, None)
+        if ip is not None:
+            left = self._pending_per_ip[ip] - 1
+            if left:
+                self._pending_per_ip[ip] = left
+            else:
+                del self._pending_per_ip[ip]
+
+    # -- connect / disconnect ------------------------------------------------------------
+
+    async def connect(
+        self, sid: str, eio_sid: str, namespace: str, environ: Mapping[str, Any], auth: object
+    ) -> Connection:
+        """Authenticate a namespace connect and set the connection up.
+
+        :raises SsoioError: the refusal, with its wire code.
+        """
+        self.start()
+        ip = str(environ.get("REMOTE_ADDR", ""))
+        origin = environ.get("HTTP_ORIGIN")
+        try:
+            connection = await self._admit(sid, namespace, environ, auth, ip, origin)
+        except SsoioError as refusal:
+            audit("auth.connect.refused", code=refusal.code, ip=ip, origin=origin,
+                  namespace=namespace, transport=_transport(environ))  # fmt: skip
+            raise
+        self._unmark_pending(eio_sid)
+        self.connections.add(connection)
+        for room in self.policy.auto_join(connection.principal):
+            await self._enter(connection, room)
+        self._schedule_expiry(connection)
+        audit("auth.connect.accepted", issuer=connection.principal.issuer,
+              sub=connection.principal.subject, ip=ip, origin=origin, namespace=namespace,
+              transport=connection.transport)  # fmt: skip
+        return connection
+
+    async def _admit(
+        self, sid: str, namespace: str, environ: Mapping[str, Any], auth: object, ip: str,
+        origin: str | None,
+    ) -> Connection:  # fmt: skip
+        if not self.origins.allows(origin):
+            raise OriginDenied()
+        if not self.connect_limiter.take(ip) or not self.failed_auth.has_token(ip):
+            raise RateLimited("too many connection attempts from this address")
+        try:
+            credential = find_credential(
+                auth, environ, cookie_name=SESSION_COOKIE,
+                allow_query=self.settings.server.insecure_allow_query_token,
+            )  # fmt: skip
+            verified = await self.providers.verifier.verify(await self._token_of(credential))
+            principal = self.policy.principal(verified)
+        except AuthenticationError:
+            self.failed_auth.take(ip)
+            raise
+        decision = self.policy.namespace(principal, namespace)
+        if not decision:
+            raise NamespaceForbidden(decision.reason)
+        bucket = TokenBucket.full(self.settings.limits.events_per_connection, self.clock())
+        return Connection(
+            sid=sid, namespace=namespace, principal=principal, expires_at=verified.expires_at,
+            leeway_s=verified.issuer.leeway_s, fingerprint=verified.fingerprint, ip=ip,
+            origin=origin, transport=_transport(environ), bucket=bucket,
+        )  # fmt: skip
+
+    async def _token_of(self, credential: Credential) -> str:
+        if credential.source != "cookie":
+            return credential.value
+        token = await self.sessions.access_token(credential.value) if self.sessions else None
+        if token is None:
+            raise _NoSession()
+        return token
+
+    def disconnected(self, sid: str, eio_sid: str | None, reason: str) -> None:
+        """A namespace connection ended (either side)."""
+        connection = self.connections.remove(sid)
+        if connection is not None:
+            principal = connection.principal
+            audit("auth.disconnect", issuer=principal.issuer, sub=principal.subject,
+                  reason=str(reason))  # fmt: skip
+        if eio_sid is not None and connection is not None:
+            # The transport stays open for a new authenticated connect, for a while.
+            self._mark_pending(eio_sid, connection.ip)
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def handle_event(self, sid: str, name: str, args: list[Any]) -> dict[str, Any] | None:
+        """Guard and run one client event; return the ack body (``None``: drop silently)."""
+        connection = self.connections.get(sid)
+        if connection is None:
+            return None
+        try:
+            return await self._guarded(connection, name, args)
+        except SsoioError as refusal:
+            principal = connection.principal
+            audit("event.denied", name=name[:100], code=refusal.code, issuer=principal.issuer,
+                  sub=principal.subject, reason=refusal.message)  # fmt: skip
+            return {"ok": False, "error": refusal.as_dict()}
+
+    async def _guarded(self, connection: Connection, name: str, args: list[Any]) -> dict[str, Any]:
+        now = self.clock()
+        if not connection.bucket.take(now) or not self.user_events.take(connection.user):
+            raise RateLimited()
+        if len(args) > 1:
+            raise InvalidPayload("an event carries one JSON payload")
+        payload = args[0] if args else None
+        if name == "auth:refresh":
+            return await self._refresh(connection, payload)
+        if connection.expired(now):
+            raise ReauthRequired("the token has expired; send auth:refresh first")
+        builtin = self._builtins.get(name)
+        if builtin is not None:
+            return await builtin(connection, payload)
+        return await self._custom(connection, name, payload)
+
+    async def _custom(self, connection: Connection, name: str, payload: object) -> dict[str, Any]:
+        embedded = self.handlers.get(name)
+        if embedded is not None:
+            if self.policy.events.find(name) is not None:  # the config's rule applies too
+                self.policy.authorize_event(connection.principal, name, payload)
+            authorized = self.policy.authorize(connection.principal, embedded.event, payload)
+            result = await embedded.handler(connection.principal, authorized.payload)
+            return {"ok": True, **(result or {})}
+        authorized = self.policy.authorize_event(connection.principal, name, payload)
+        audit("event.allowed", name=name, rule=authorized.decision.rule,
+              sub=connection.principal.subject, room=authorized.room)  # fmt: skip
+        if authorized.event.rule.kick is not None:
+            return {"ok": True, "kicked": await self._kick(connection, authorized)}
+        if authorized.event.rule.deliver_as is not None and authorized.room is not None:
+            data = delivered_payload(authorized.event, connection.principal, authorized.payload)
+            await self.deliver(authorized.room, authorized.event.rule.deliver_as, data,
+                               authorized.event.visibility)  # fmt: skip
+            return {"ok": True}
+        raise UnknownEvent("no handler is registered for this event")
+
+    async def _kick(self, actor: Connection, authorized: AuthorizedEvent) -> int:
+        # Targets in another tenant are skipped silently: answering "forbidden" would tell
+        # an admin whether someone outside their scope is online.
+        target_user = (actor.principal.issuer, str(authorized.payload["sub"]))
+        kicked = 0
+        for target in self.connections.of_user(target_user):
+            if self.policy.may_kick(authorized.event, actor.principal, target.principal):
+                await self.revoke(target, "kicked")
+                kicked += 1
+        audit("admin.kick", actor=actor.principal.subject, target=target_user[1], kicked=kicked)
+        return kicked
+
+    # -- built-in events --------------------------------------------------------------------
+
+    async def _join(self, connection: Connection, payload: object) -> dict[str, Any]:
+        room = _room_field(payload)
+        decision = self.policy.room(connection.principal, room, "join")
+        if not decision:
+            raise Forbidden(decision.reason)
+        await self._enter(connection, room)
+        audit("room.join", room=room, sub=connection.principal.subject, rule=decision.rule)
+        return {"ok": True, "room": room}
+
+    async def _leave(self, connection: Connection, payload: object) -> dict[str, Any]:
+        room = _room_field(payload)
+        if room in connection.rooms:
+            await self._exit(connection, room)
+            audit("room.leave", room=room, sub=connection.principal.subject)
+        return {"ok": True, "room": room}
+
+    async def _presence(self, connection: Connection, payload: object) -> dict[str, Any]:
+        room = _room_field(payload)
+        decision = self.policy.room(connection.principal, room, "presence")
+        if not decision:
+            raise Forbidden(decision.reason)
+        seen: dict[tuple[str, str], Principal] = {}
+        for member in self.connections.members(room):
+            seen.setdefault(member.user, member.principal)
+        members = self.policy.presence_view(connection.principal, seen.values())
+        return {"ok": True, "room": room, "members": members}
+
+    async def _refresh(self, connection: Connection, payload: object) -> dict[str, Any]:
+        if not isinstance(payload, dict) or not isinstance(payload.get("token"), str):
+            raise InvalidPayload("auth:refresh takes {token}")
+        verified = await self.providers.verifier.verify(payload["token"])
+        principal = self.policy.principal(verified)
+        old = connection.principal
+        if (principal.issuer, principal.subject) != (old.issuer, old.subject):
+            audit("auth.refresh.refused", sub=old.subject, code="forbidden")
+            raise Forbidden("a refreshed token must be for the same user and issuer")
+        if not self.policy.namespace(principal, connection.namespace):
+            raise Forbidden("the refreshed token may not use this namespace")
+        self.connections.replace_principal(connection, principal)
+        connection.expires_at, connection.fingerprint = verified.expires_at, verified.fingerprint
+        connection.generation += 1
+        await self._reconcile_rooms(connection)
+        self._schedule_expiry(connection)
+        audit("auth.refresh", issuer=principal.issuer, sub=principal.subject)
+        return {"ok": True, "expires_in": max(0, round(verified.expires_at - self.clock()))}
+
+    async def _reconcile_rooms(self, connection: Connection) -> None:
+        """After a refresh or a policy reload: leave rooms no longer allowed, join new
+        auto-join rooms."""
+        principal = connection.principal
+        auto = self.policy.auto_join(principal)
+        for room in sorted(connection.rooms):
+            if room not in auto and not self.policy.room(principal, room, "join"):
+                await self._exit(connection, room)
+                await self.transport.emit(
+                    "room:revoked", {"room": room, "code": "permission_revoked"},
+                    to=connection.sid, namespace=connection.namespace,
+                )  # fmt: skip
+                audit("room.revoked", room=room, sub=principal.subject)
+        for room in auto:
+            if room not in connection.rooms:
+                await self._enter(connection, room)
+
+    # -- delivery, revocation ---------------------------------------------------------------
+
+    async def deliver(
+        self, room: str, event: str, payload: Mapping[str, Any],
+        visibility: FieldVisibility | None = None, namespace: str = "/",
+    ) -> None:  # fmt: skip
+        """Emit ``event`` to ``room``, each recipient seeing only the fields it may see."""
+        visibility = visibility or self._relay_visibility.get(event) or FieldVisibility()
+        if not visibility.rules:
+            await self.transport.emit(event, dict(payload), to=room_key(room), namespace=namespace)
+            return
+        groups: dict[frozenset[str], list[str]] = {}
+        for member in self.connections.members(room):
+            groups.setdefault(visibility.hidden_from(member.principal), []).append(member.sid)
+        for hidden, sids in groups.items():
+            view = {k: v for k, v in payload.items() if k not in hidden}
+            await self.transport.emit(event, view, to=sids, namespace=namespace)
+
+    async def revoke(self, connection: Connection, code: str) -> None:
+        """Tell the client why (``auth:revoked``), then disconnect it."""
+        audit("auth.revoked", code=code, issuer=connection.principal.issuer,
+              sub=connection.principal.subject)  # fmt: skip
+        await self.transport.emit("auth:revoked", {"code": code}, to=connection.sid,
+                                  namespace=connection.namespace)  # fmt: skip
+        await self.transport.disconnect(connection.sid, connection.namespace)
+
+    async def disconnect_user(
+        self, sub: str, code: str = "kicked", issuer: str | None = None
+    ) -> int:
+        """Disconnect every connection of ``sub`` (of ``issuer``, or of any issuer)."""
+        targets = [
+            c for c in self.connections
+            if c.principal.subject == sub and issuer in (None, c.principal.issuer)
+        ]  # fmt: skip
+        for connection in targets:
+            await self.revoke(connection, code)
+        return len(targets)
+
+    async def disconnect_session(self, issuer: str, session_id: str, code: str) -> int:
+        """Disconnect every connection opened with IdP session ``session_id``."""
+        targets = self.connections.of_session((issuer, session_id))
+        for connection in targets:
+            await self.revoke(connection, code)
+        return len(targets)
+
+    def register(self, name: str, event: CompiledEvent, handler: Handler) -> None:
+        """An embedding application's handler (``@sso.on``)."""
+        self.handlers[name] = _Embedded(event, handler)
+
+    async def _enter(self, connection: Connection, room: str) -> None:
+        await self.transport.enter(connection.sid, room_key(room), connection.namespace)
+        self.connections.join(connection, room)
+
+    async def _exit(self, connection: Connection, room: str) -> None:
+        await self.transport.leave(connection.sid, room_key(room), connection.namespace)
+        self.connections.leave(connection, room)
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    def _schedule_expiry(self, connection: Connection) -> None:
+        warn_at = connection.expires_at - self.settings.realtime.expiry_warning_s
+        if warn_at > self.clock():
+            self._schedule(warn_at, "warn", connection.sid, connection.generation)
+        expire_at = connection.expires_at + connection.leeway_s
+        self._schedule(expire_at, "expire", connection.sid, connection.generation)
+
+    def _schedule(self, when: float, kind: Any, key: str, generation: int = 0) -> None:
+        earliest = self.scheduler.next_deadline()
+        self.scheduler.add(when, kind, key, generation)
+        if earliest is None or when < earliest:
+            self._wake.set()
+
+    async def tick(self) -> None:
+        """Act on everything due now (the timer loop calls this; tests may too)."""
+        for due in self.scheduler.pop_due(self.clock()):
+            await self._fire(due)
+        if len(self.scheduler) > 2 * (2 * len(self.connections) + len(self._pending)) + 1024:
+            self.scheduler.compact(self._live)
+
+    def _live(self, due: Due) -> bool:
+        if due.kind == "unauthenticated":
+            return due.key in self._pending
+        connection = self.connections.get(due.key)
+        return connection is not None and connection.generation == due.generation
+
+    async def _fire(self, due: Due) -> None:
+        if due.kind == "unauthenticated":
+            if due.key in self._pending:
+                self._unmark_pending(due.key)
+                audit("auth.session.timeout")
+                await self.transport.close_session(due.key)
+            return
+        connection = self.connections.get(due.key)
+        if connection is None or connection.generation != due.generation:
+            return
+        if due.kind == "warn":
+            expires_in = max(0, round(connection.expires_at - self.clock()))
+            notice = {"expires_in": expires_in}
+            await self.transport.emit(
+                "auth:expiring", notice, to=connection.sid, namespace=connection.namespace
+            )
+        else:
+            await self.revoke(connection, "token_expired")
+
+    async def _timer_loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # a timer must never die silently; log one line, go on
+                log.error("timers.failed", exc_info=False)
+            deadline = self.scheduler.next_deadline()
+            delay = 1.0 if deadline is None else min(1.0, max(0.0, deadline - self.clock()))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+
+class _NoSession(AuthenticationError):
+    code = "token_missing"
+    default_message = "the session cookie names no active session; sign in again"
+
+
+def _room_field(payload: object) -> str:
+    if not isinstance(payload, dict) or set(payload) != {"room"}:
+        raise InvalidPayload("this event takes {room}")
+    problem = room_name_problem(payload["room"])
+    if problem is not None:
+        raise InvalidPayload(problem)
+    return str(payload["room"])
+
+
+def _transport(environ: Mapping[str, Any]) -> str:
+    query = str(environ.get("QUERY_STRING", ""))
+    return "websocket" if "transport=websocket" in query else "polling"

@@ -1,0 +1,217 @@
+"""python-socketio adapted to the gateway: one guarded dispatch path, no surprises.
+
+What this subclass changes, and why (python-socketio 5.x behaviour, see NOTES.md):
+
+* Client events never reach python-socketio's handler lookup: ``_handle_event`` hands
+  them to ``Gateway.handle_event`` and sends its answer as the ack. A client-sent event
+  named ``connect``/``disconnect`` (which python-socketio would run through the app's
+  connect/disconnect handlers) is dropped.
+* Messages larger than ``realtime.max_payload_bytes`` get ``payload_too_large`` without
+  being decoded; binary events are refused (python-socketio would buffer any number of
+  announced attachments); malformed packets close the session with one log line, never
+  a stack trace.
+* Unknown namespaces get ``namespace_forbidden`` instead of "Unable to connect".
+* Every connect failure becomes a ``ConnectionRefusedError`` (any other exception would
+  leave the client without CONNECT_ERROR and the sid registered).
+* Engine.IO sessions are counted per client IP until they authenticate (``Gateway``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import socketio
+from socketio import packet
+from socketio.exceptions import ConnectionRefusedError as SocketRefused
+
+from ssoio.config.model import Settings
+from ssoio.errors import (
+    AuthenticationError,
+    InvalidPayload,
+    NamespaceForbidden,
+    PayloadTooLarge,
+    SsoioError,
+    UnknownEvent,
+)
+from ssoio.realtime.gateway import Gateway
+
+__all__ = ["SocketServer", "refusal"]
+
+log = logging.getLogger(__name__)
+
+# Names the Socket.IO protocol and python-socketio reserve; never client events.
+RESERVED_EVENTS = frozenset(
+    {"connect", "disconnect", "connect_error", "disconnecting", "newListener", "removeListener"}
+)
+# type digit, optional "<attachments>-", optional "/namespace,", optional ack id digits
+_HEADER = re.compile(r"(?P<type>\d)(?:\d+-)?(?P<ns>/[^,]*,)?(?P<id>\d{1,15})?")
+
+
+def refusal(error: SsoioError) -> SocketRefused:
+    """A connect refusal as the wire contract wants it: message ``unauthorized`` or
+    ``forbidden``, data ``{code, message}``."""
+    message = "unauthorized" if isinstance(error, AuthenticationError) else "forbidden"
+    return SocketRefused(message, error.as_dict())
+
+
+class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    """The Socket.IO server of one ssoio node; also the gateway's ``Transport``."""
+
+    def __init__(
+        self, settings: Settings, gateway_factory: Callable[[SocketServer], Gateway]
+    ) -> None:
+        realtime = settings.realtime
+        self._max_payload = realtime.max_payload_bytes
+        self._namespaces = tuple(settings.policy.namespaces)
+        super().__init__(
+            async_mode="asgi",
+            namespaces=list(self._namespaces),
+            cors_allowed_origins=self._origin_allowed,
+            # Larger messages than the payload limit still arrive (and get a clean
+            # payload_too_large); beyond this the transport itself is closed.
+            max_http_buffer_size=4 * realtime.max_payload_bytes + 1024,
+            ping_interval=realtime.ping_interval_s,
+            ping_timeout=realtime.ping_timeout_s,
+            http_compression=False,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.gateway = gateway_factory(self)
+        self._tasks: set[asyncio.Task[None]] = set()
+        for namespace in self._namespaces:
+            self.on("connect", self._connect_handler(namespace), namespace=namespace)
+            self.on("disconnect", self._disconnect_handler(namespace), namespace=namespace)
+
+    def _origin_allowed(self, origin: str | None, _environ: Any = None) -> bool:
+        # CORS headers only; disallowed origins were already refused by OriginGuard.
+        return self.gateway.origins.allows(origin)
+
+    # -- Transport (what the gateway needs) -----------------------------------------------
+
+    async def enter(self, sid: str, room: str, namespace: str) -> None:
+        await self.enter_room(sid, room, namespace=namespace)
+
+    async def leave(self, sid: str, room: str, namespace: str) -> None:
+        await self.leave_room(sid, room, namespace=namespace)
+
+    async def close_session(self, eio_sid: str) -> None:
+        await self.eio.disconnect(eio_sid)
+
+    # -- connect / disconnect -------------------------------------------------------------
+
+    def _connect_handler(self, namespace: str) -> Callable[..., Coroutine[Any, Any, bool]]:
+        async def on_connect(sid: str, environ: dict[str, Any], auth: object = None) -> bool:
+            eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
+            try:
+                await self.gateway.connect(sid, eio_sid, namespace, environ, auth)
+            except SsoioError as error:
+                raise refusal(error) from None
+            except Exception as exc:  # never leave a half-connected sid behind
+                log.error("auth.connect.error kind=%s", type(exc).__name__)
+                raise SocketRefused(
+                    "unauthorized", {"code": "idp_unavailable", "message": "try again later"}
+                ) from None
+            return True
+
+        return on_connect
+
+    def _disconnect_handler(self, namespace: str) -> Callable[..., Coroutine[Any, Any, None]]:
+        async def on_disconnect(sid: str, reason: object = None) -> None:
+            eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
+            self.gateway.disconnected(sid, eio_sid, str(reason))
+
+        return on_disconnect
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> bool | None:
+        if not self.gateway.session_opened(eio_sid, str(environ.get("REMOTE_ADDR", ""))):
+            return False
+        await super()._handle_eio_connect(eio_sid, environ)
+        return None
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        await super()._handle_eio_disconnect(eio_sid, reason)
+        self.gateway.session_closed(eio_sid)
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        namespace = namespace or "/"
+        if namespace not in self._namespaces:
+            data = NamespaceForbidden("this namespace is not served").as_dict()
+            error = {"message": "forbidden", "data": data}
+            await self._send_packet(
+                eio_sid, self.packet_class(packet.CONNECT_ERROR, data=error, namespace=namespace)
+            )
+            return
+        await super()._handle_connect(eio_sid, namespace, data)
+
+    # -- messages and events -------------------------------------------------------------
+
+    async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+        if isinstance(data, bytes):
+            return  # attachments of a binary event we refused; never buffered
+        header = _HEADER.match(data)
+        kind = header.group("type") if header else ""
+        if len(data) > self._max_payload or kind in ("5", "6"):
+            too_large = len(data) > self._max_payload
+            error = PayloadTooLarge() if too_large else InvalidPayload("binary events are refused")
+            await self._refuse_packet(eio_sid, header, error)
+            return
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except Exception as exc:  # malformed packet: close, one line, no stack trace
+            log.warning("socketio.packet.malformed kind=%s", type(exc).__name__)
+            await self.eio.disconnect(eio_sid)
+
+    async def _refuse_packet(
+        self, eio_sid: str, header: re.Match[str] | None, error: SsoioError
+    ) -> None:
+        if header is None or header.group("type") not in ("2", "5") or not header.group("id"):
+            return
+        namespace = (header.group("ns") or "/,")[:-1] or "/"
+        await self._ack(
+            eio_sid, namespace, int(header.group("id")), {"ok": False, "error": error.as_dict()}
+        )
+
+    async def _handle_event(
+        self, eio_sid: str, namespace: str | None, id: int | None, data: Any
+    ) -> None:
+        namespace = namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is None or not self.manager.is_connected(sid, namespace):
+            return
+        if not isinstance(data, list) or not data or not isinstance(data[0], str):
+            await self._ack(eio_sid, namespace, id, _error(InvalidPayload("an event needs a name")))
+            return
+        if data[0] in RESERVED_EVENTS:
+            log.warning("socketio.event.reserved name=%s", data[0])
+            await self._ack(eio_sid, namespace, id, _error(UnknownEvent()))
+            return
+        task = asyncio.create_task(self._run_event(eio_sid, sid, namespace, id, data))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_event(
+        self, eio_sid: str, sid: str, namespace: str, id: int | None, data: list[Any]
+    ) -> None:
+        try:
+            result = await self.gateway.handle_event(sid, data[0], data[1:])
+        except Exception as exc:  # a handler bug must not reach the client as a trace
+            log.error("event.failed name=%.100s kind=%s", data[0], type(exc).__name__)
+            result = {"ok": False, "error": {"code": "internal_error", "message": "internal error"}}
+        if result is not None:
+            await self._ack(eio_sid, namespace, id, result)
+
+    async def _ack(
+        self, eio_sid: str, namespace: str, id: int | None, body: dict[str, Any]
+    ) -> None:
+        if id is not None:
+            await self._send_packet(
+                eio_sid, self.packet_class(packet.ACK, namespace=namespace, id=id, data=[body])
+            )
+
+
+def _error(error: SsoioError) -> dict[str, Any]:
+    return {"ok": False, "error": error.as_dict()}

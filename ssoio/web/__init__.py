@@ -1,0 +1,1 @@
+"""HTTP routes (Starlette): health, the server API, and (later) browser login."""

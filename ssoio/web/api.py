@@ -1,0 +1,115 @@
+"""The server API for corporate backends (standalone mode).
+
+``POST /api/v1/emit {room, event, data}`` delivers an event to a room (field visibility
+applies as for relayed events); ``POST /api/v1/disconnect {sub[, issuer]}`` disconnects a
+user's sockets with ``auth:revoked {code: "kicked"}``. Callers authenticate with a bearer
+access token from a trusted issuer that meets ``api.requires`` (the example: a
+client-credentials token with scope ``ssoio:emit``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ssoio.audit import audit
+from ssoio.errors import Forbidden, InvalidPayload, PayloadTooLarge, SsoioError, TokenMalformed
+from ssoio.policy.patterns import room_name_problem
+from ssoio.policy.principal import Principal
+from ssoio.policy.requirements import parse
+from ssoio.realtime.gateway import Gateway
+from ssoio.realtime.server import RESERVED_EVENTS
+from ssoio.web.responses import error_response, ok
+
+__all__ = ["api_routes"]
+
+_MAX_EVENT_NAME = 100
+_RESERVED_PREFIXES = ("auth:", "room:", "presence:")
+
+
+def api_routes(gateway: Gateway) -> list[Route]:
+    """The ``/api/v1`` routes, bound to ``gateway``."""
+    requirement = parse(gateway.settings.api.requires)
+    max_body = 4 * gateway.settings.realtime.max_payload_bytes
+
+    async def caller(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise TokenMalformed("send Authorization: Bearer <access token>")
+        principal = gateway.policy.principal(await gateway.providers.verifier.verify(token.strip()))
+        if not requirement(principal):
+            raise Forbidden(f"the server API requires {requirement.describe()}")
+        return principal
+
+    async def body(request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if len(raw) > max_body:
+            raise PayloadTooLarge()
+        try:
+            document = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidPayload("the body must be JSON") from exc
+        if not isinstance(document, dict):
+            raise InvalidPayload("the body must be a JSON object")
+        return document
+
+    async def emit(request: Request) -> JSONResponse:
+        try:
+            principal = await caller(request)
+            document = await body(request)
+            room, event = _room(document), _event(document)
+            await gateway.deliver(room, event, _data(document))
+        except SsoioError as error:
+            audit("api.refused", path="/api/v1/emit", code=error.code)
+            return error_response(error)
+        audit("api.emit", caller=principal.subject, issuer=principal.issuer, room=room, name=event)
+        return ok()
+
+    async def disconnect(request: Request) -> JSONResponse:
+        try:
+            principal = await caller(request)
+            document = await body(request)
+            sub, issuer = document.get("sub"), document.get("issuer")
+            if not isinstance(sub, str) or not sub or not isinstance(issuer, str | None):
+                raise InvalidPayload("the body is {sub[, issuer]}")
+            count = await gateway.disconnect_user(sub, "kicked", issuer)
+        except SsoioError as error:
+            audit("api.refused", path="/api/v1/disconnect", code=error.code)
+            return error_response(error)
+        audit("api.disconnect", caller=principal.subject, issuer=principal.issuer, sub=sub,
+              disconnected=count)  # fmt: skip
+        return ok(disconnected=count)
+
+    return [
+        Route("/api/v1/emit", emit, methods=["POST"]),
+        Route("/api/v1/disconnect", disconnect, methods=["POST"]),
+    ]
+
+
+def _room(document: dict[str, Any]) -> str:
+    room = document.get("room")
+    problem = room_name_problem(room)
+    if problem is not None:
+        raise InvalidPayload(f"room: {problem}")
+    return str(room)
+
+
+def _event(document: dict[str, Any]) -> str:
+    event = document.get("event")
+    if not isinstance(event, str) or not 0 < len(event) <= _MAX_EVENT_NAME:
+        raise InvalidPayload(f"event: a name of 1 to {_MAX_EVENT_NAME} characters")
+    if event in RESERVED_EVENTS or event.startswith(_RESERVED_PREFIXES):
+        raise InvalidPayload("event: this name is reserved for ssoio itself")
+    return event
+
+
+def _data(document: dict[str, Any]) -> dict[str, Any]:
+    data = document.get("data", {})
+    if not isinstance(data, dict):
+        raise InvalidPayload("data: must be a JSON object")
+    return data

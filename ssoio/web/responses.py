@@ -1,0 +1,35 @@
+"""JSON error answers with stable codes, the one translation of errors to HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from ssoio.errors import AccessDenied, AuthenticationError, PayloadTooLarge, SsoioError
+
+__all__ = ["error_response", "ok"]
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def error_response(error: SsoioError) -> JSONResponse:
+    """``{"ok": false, "error": {code, message}}`` with the status the error implies."""
+    headers = dict(NO_STORE)
+    if isinstance(error, AuthenticationError):
+        status = 401
+        # RFC 6750 §3: tell the client why its bearer token was refused
+        headers["WWW-Authenticate"] = (
+            f'Bearer error="invalid_token", error_description="{error.code}"'
+        )
+    elif isinstance(error, AccessDenied):
+        status = 429 if error.code == "rate_limited" else 403
+    elif isinstance(error, PayloadTooLarge):
+        status = 413
+    else:
+        status = 400
+    return JSONResponse({"ok": False, "error": error.as_dict()}, status, headers=headers)
+
+
+def ok(**body: Any) -> JSONResponse:
+    return JSONResponse({"ok": True, **body}, headers=NO_STORE)
