@@ -1,0 +1,291 @@
+"""The gateway with a fake transport and a fake clock: guards, lifetime, delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ssoio.config import load_settings
+from ssoio.errors import SsoioError
+from ssoio.oidc.providers import IdentityProviders
+from ssoio.policy.engine import Policy
+from ssoio.realtime.gateway import Gateway, room_key
+from tests.policy.conftest import claims_of
+from tests.support.clock import FakeClock
+from tests.support.fake_idp import FakeIdp
+from tests.support.forge import SigningKey, forge
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "ssoio.example.toml"
+ISSUER = "https://idp.test/realms/acme"
+
+
+@dataclass
+class FakeTransport:
+    emitted: list[tuple[str, Any, Any]] = field(default_factory=list)
+    rooms: dict[str, set[str]] = field(default_factory=dict)
+    disconnected: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+
+    async def emit(self, event: str, data: Any, *, to: str | list[str], namespace: str) -> None:
+        self.emitted.append((event, data, to))
+
+    async def enter(self, sid: str, room: str, namespace: str) -> None:
+        self.rooms.setdefault(room, set()).add(sid)
+
+    async def leave(self, sid: str, room: str, namespace: str) -> None:
+        self.rooms.get(room, set()).discard(sid)
+
+    async def disconnect(self, sid: str, namespace: str) -> None:
+        self.disconnected.append(sid)
+
+    async def close_session(self, eio_sid: str) -> None:
+        self.closed.append(eio_sid)
+
+    def to(self, target: str) -> list[tuple[str, Any]]:
+        return [(e, d) for e, d, t in self.emitted if t == target or target in t]
+
+
+@dataclass
+class World:
+    gateway: Gateway
+    transport: FakeTransport
+    clock: FakeClock
+    token: Callable[..., str]
+
+    async def connect(self, user: str, sid: str | None = None, **claims: Any) -> str:
+        sid = sid or f"sid-{user}"
+        auth = {"token": self.token(user, **claims)}
+        await self.gateway.connect(sid, f"e-{sid}", "/", {"REMOTE_ADDR": "10.0.0.1"}, auth)
+        return sid
+
+    async def send(self, sid: str, event: str, payload: Any = None) -> dict[str, Any] | None:
+        return await self.gateway.handle_event(sid, event, [] if payload is None else [payload])
+
+
+@pytest.fixture
+async def world(rsa_key: SigningKey, clock: FakeClock) -> Any:
+    settings = load_settings(EXAMPLE, env={"SSOIO_ISSUER": ISSUER})
+    idp = FakeIdp(issuer=ISSUER, keys=[rsa_key])
+    providers = IdentityProviders(settings, clock=clock, http=idp.client())
+    transport = FakeTransport()
+    gateway = Gateway(settings, providers, Policy(settings), transport, clock=clock)
+
+    def token(user: str, **overrides: Any) -> str:
+        claims = {**claims_of(user), "iss": ISSUER, "aud": "ssoio-api", "iat": int(clock()),
+                  "exp": int(clock()) + 300, "sid": f"idp-session-{user}", **overrides}  # fmt: skip
+        return forge({"alg": "RS256", "typ": "at+jwt", "kid": rsa_key.kid}, claims, rsa_key)
+
+    yield World(gateway, transport, clock, token)
+    await providers.http.aclose()
+
+
+async def test_connect_auto_joins_and_indexes(world: World) -> None:
+    sid = await world.connect("alice")
+    connection = world.gateway.connections.get(sid)
+    assert connection is not None
+    assert connection.rooms == {"user:alice", "tenant:acme"}
+    assert world.transport.rooms[room_key("tenant:acme")] == {sid}
+
+
+async def test_connect_refusal_counts_against_the_ip(world: World) -> None:
+    for _ in range(10):  # failed_auth_per_ip burst
+        with pytest.raises(SsoioError, match="signature"):
+            await world.gateway.connect("s", "e", "/", {"REMOTE_ADDR": "10.9.9.9"},
+                                        {"token": world.token("alice")[:-4] + "AAAA"})  # fmt: skip
+    with pytest.raises(SsoioError) as caught:
+        await world.gateway.connect("s", "e", "/", {"REMOTE_ADDR": "10.9.9.9"},
+                                    {"token": world.token("alice")})  # fmt: skip
+    assert caught.value.code == "rate_limited"
+    await world.connect("bob")  # another address is not affected
+
+
+async def test_events_are_rate_limited_per_connection(world: World) -> None:
+    sid = await world.connect("erin")
+    answers = [await world.send(sid, "room:join", {"room": "tenant:acme:x"}) for _ in range(60)]
+    codes = [a["error"]["code"] if a and not a["ok"] else "ok" for a in answers]
+    assert codes[:50] == ["ok"] * 50
+    assert set(codes[50:]) == {"rate_limited"}
+    world.clock.advance(1)
+    assert (await world.send(sid, "room:join", {"room": "tenant:acme:x"})) == {
+        "ok": True, "room": "tenant:acme:x",
+    }  # fmt: skip
+
+
+async def test_unknown_connection_events_are_dropped(world: World) -> None:
+    assert await world.send("nobody", "room:join", {"room": "staff"}) is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"room": "staff", "extra": 1}, "invalid_payload"),
+        ("staff", "invalid_payload"),
+        ({"room": "tenant:*:x"}, "invalid_payload"),
+        ({"room": "staff"}, "forbidden"),
+        ({"room": "user:alice"}, "forbidden"),
+        ({"room": "tenant:globex:general"}, "forbidden"),
+    ],
+)
+async def test_join_refusals(world: World, payload: Any, code: str) -> None:
+    sid = await world.connect("erin")
+    answer = await world.send(sid, "room:join", payload)
+    assert answer is not None
+    assert answer["error"]["code"] == code
+
+
+async def test_two_payloads_are_refused(world: World) -> None:
+    sid = await world.connect("alice")
+    answer = await world.gateway.handle_event(sid, "room:join", [{"room": "staff"}, {}])
+    assert answer is not None
+    assert answer["error"] == {
+        "code": "invalid_payload",
+        "message": "an event carries one JSON payload",
+    }
+
+
+async def test_relay_stamps_from_and_ignores_client_attempts(world: World) -> None:
+    sid = await world.connect("bob")
+    await world.send(sid, "room:join", {"room": "tenant:acme:general"})
+    forged = await world.send(sid, "chat:send", {"room": "tenant:acme:general", "text": "x",
+                                                 "from": {"sub": "alice"}})  # fmt: skip
+    assert forged is not None
+    assert forged["error"]["code"] == "invalid_payload"
+    assert await world.send(sid, "chat:send", {"room": "tenant:acme:general", "text": "hi"}) == {
+        "ok": True
+    }
+    assert world.transport.to(room_key("tenant:acme:general")) == [
+        ("chat:message", {"room": "tenant:acme:general", "text": "hi",
+                          "from": {"sub": "bob", "username": "bob"}}),
+    ]  # fmt: skip
+
+
+async def test_filtered_delivery_groups_recipients(world: World) -> None:
+    alice, erin = await world.connect("alice"), await world.connect("erin")
+    for sid in (alice, erin):
+        await world.send(sid, "room:join", {"room": "tenant:acme:general"})
+    event = world.gateway.policy.events.find("chat:send")
+    assert event is not None
+    from ssoio.policy.visibility import FieldVisibility
+
+    visibility = FieldVisibility.compile({"email": "role:staff"})
+    await world.gateway.deliver("tenant:acme:general", "memo", {"text": "x", "email": "a@x"},
+                                visibility)  # fmt: skip
+    assert world.transport.to(alice) == [("memo", {"text": "x", "email": "a@x"})]
+    assert world.transport.to(erin) == [("memo", {"text": "x"})]
+
+
+async def test_presence_filters_emails_by_recipient(world: World) -> None:
+    alice, erin = await world.connect("alice"), await world.connect("erin")
+    await world.connect("alice", sid="alice-2")  # one user, two connections: listed once
+    for sid in (alice, erin, "alice-2"):
+        await world.send(sid, "room:join", {"room": "tenant:acme:general"})
+    staff = await world.send(alice, "presence:list", {"room": "tenant:acme:general"})
+    other = await world.send(erin, "presence:list", {"room": "tenant:acme:general"})
+    assert staff is not None
+    assert other is not None
+    assert staff["members"] == [
+        {"sub": "alice", "username": "alice", "email": "alice@acme.example"},
+        {"sub": "erin", "username": "erin", "email": "erin@acme.example"},
+    ]
+    assert other["members"] == [{"sub": "alice", "username": "alice"},
+                                {"sub": "erin", "username": "erin"}]  # fmt: skip
+
+
+async def test_kick_only_within_the_tenant(world: World) -> None:
+    alice, erin, carol = [await world.connect(u) for u in ("alice", "erin", "carol")]
+    assert await world.send(alice, "admin:kick", {"sub": "carol"}) == {"ok": True, "kicked": 0}
+    assert await world.send(alice, "admin:kick", {"sub": "erin"}) == {"ok": True, "kicked": 1}
+    assert world.transport.to(erin) == [("auth:revoked", {"code": "kicked"})]
+    assert world.transport.disconnected == [erin]
+    denied = await world.send(erin, "admin:kick", {"sub": "alice"})
+    assert denied is not None
+    assert denied["error"]["code"] == "forbidden"
+    assert carol not in world.transport.disconnected
+
+
+async def test_expiry_warns_then_disconnects(world: World) -> None:
+    sid = await world.connect("bob")
+    world.clock.advance(240)  # exp - 60 s
+    await world.gateway.tick()
+    assert world.transport.to(sid) == [("auth:expiring", {"expires_in": 60})]
+    world.clock.advance(60 + 29)  # within the leeway: still valid
+    await world.gateway.tick()
+    assert world.transport.disconnected == []
+    world.clock.advance(1.5)  # past exp + leeway, before the timer ran: only refresh works
+    assert (await world.send(sid, "room:join", {"room": "staff"})) == {
+        "ok": False,
+        "error": {"code": "reauth_required",
+                  "message": "the token has expired; send auth:refresh first"},
+    }  # fmt: skip
+    await world.gateway.tick()
+    assert world.transport.to(sid)[-1] == ("auth:revoked", {"code": "token_expired"})
+    assert world.transport.disconnected == [sid]
+
+
+async def test_refresh_extends_and_reevaluates_rooms(world: World) -> None:
+    sid = await world.connect("bob")
+    await world.send(sid, "room:join", {"room": "staff"})
+    world.clock.advance(200)
+    fewer = world.token("bob", realm_access={"roles": []})
+    answer = await world.send(sid, "auth:refresh", {"token": fewer})
+    assert answer == {"ok": True, "expires_in": 300}
+    assert ("room:revoked", {"room": "staff", "code": "permission_revoked"}) in world.transport.to(
+        sid
+    )
+    connection = world.gateway.connections.get(sid)
+    assert connection is not None
+    assert "staff" not in connection.rooms
+    assert "tenant:acme" in connection.rooms
+    world.clock.advance(150)  # the old token's expiry timers no longer apply
+    await world.gateway.tick()
+    assert world.transport.disconnected == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code"),
+    [
+        ({"sub": "alice"}, "forbidden"),
+        ({"exp": 1}, "token_expired"),
+        ({"aud": "other"}, "audience_mismatch"),
+    ],
+)
+async def test_refresh_refusals(world: World, overrides: dict[str, Any], code: str) -> None:
+    sid = await world.connect("bob")
+    answer = await world.send(sid, "auth:refresh", {"token": world.token("bob", **overrides)})
+    assert answer is not None
+    assert answer["error"]["code"] == code
+    connection = world.gateway.connections.get(sid)
+    assert connection is not None
+    assert connection.principal.subject == "bob"
+
+
+async def test_unauthenticated_sessions_time_out_and_are_capped(world: World) -> None:
+    assert all(world.gateway.session_opened(f"e{i}", "10.1.1.1") for i in range(20))
+    assert not world.gateway.session_opened("e20", "10.1.1.1")
+    assert world.gateway.session_opened("x", "10.1.1.2")
+    world.clock.advance(5)
+    await world.gateway.tick()
+    assert sorted(world.transport.closed) == sorted([f"e{i}" for i in range(20)] + ["x"])
+    assert world.gateway.session_opened("e21", "10.1.1.1")
+
+
+async def test_disconnect_hooks(world: World) -> None:
+    a1 = await world.connect("alice")
+    a2 = await world.connect("alice", sid="alice-2")
+    await world.connect("bob")
+    assert await world.gateway.disconnect_session("primary", "idp-session-alice", "logged_out") == 2
+    assert sorted(world.transport.disconnected) == sorted([a1, a2])
+    assert world.transport.to(a1) == [("auth:revoked", {"code": "logged_out"})]
+    assert await world.gateway.disconnect_user("bob", "kicked") == 1
+
+
+async def test_disconnect_cleans_every_index(world: World) -> None:
+    sid = await world.connect("alice")
+    await world.send(sid, "room:join", {"room": "staff"})
+    world.gateway.disconnected(sid, f"e-{sid}", "client disconnect")
+    assert world.gateway.connections.sizes() == {"connections": 0, "users": 0, "sessions": 0,
+                                                 "rooms": 0}  # fmt: skip
