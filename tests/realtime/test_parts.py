@@ -17,8 +17,10 @@ from tests.support.clock import FakeClock
 COOKIE = "ssoio_session"
 
 
-def credential(auth: Any = None, allow_query: bool = False, **environ: str) -> tuple[str, str]:
-    found = find_credential(auth, environ, cookie_name=COOKIE, allow_query=allow_query)
+def credential(
+    auth: Any = None, environ: dict[str, str] | None = None, allow_query: bool = False
+) -> tuple[str, str]:
+    found = find_credential(auth, environ or {}, cookie_name=COOKIE, allow_query=allow_query)
     return found.source, found.value
 
 
@@ -39,7 +41,7 @@ class TestCredentials:
         ],
     )  # fmt: skip
     def test_order(self, auth: Any, environ: dict[str, str], expected: tuple[str, str]) -> None:
-        assert credential(auth, **environ) == expected
+        assert credential(auth, environ) == expected
 
     @pytest.mark.parametrize(
         ("auth", "environ", "code"),
@@ -62,13 +64,13 @@ class TestCredentials:
     )  # fmt: skip
     def test_refusals(self, auth: Any, environ: dict[str, str], code: str) -> None:
         with pytest.raises(AuthenticationError) as caught:
-            credential(auth, **environ)
+            credential(auth, environ)
         assert caught.value.code == code
 
     def test_query_token_only_when_insecurely_allowed(self) -> None:
         environ = {"QUERY_STRING": "EIO=4&token=T9"}
-        assert credential(None, allow_query=True, **environ) == ("query", "T9")
-        assert credential({"token": "T1"}, allow_query=True, **environ) == ("auth", "T1")
+        assert credential(None, environ, allow_query=True) == ("query", "T9")
+        assert credential({"token": "T1"}, environ, allow_query=True) == ("auth", "T1")
 
     def test_repr_never_shows_the_secret(self) -> None:
         found = find_credential({"token": "secret-T"}, {}, cookie_name=COOKIE, allow_query=False)
