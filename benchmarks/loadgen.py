@@ -1,0 +1,451 @@
+"""A lean Socket.IO load generator speaking the protocol over a plain websocket.
+
+No Socket.IO client library: each connection is a ``websockets`` client on
+``/socket.io/?EIO=4&transport=websocket`` (no long-polling, no upgrade). It reads the
+Engine.IO open packet ``0{...}``, sends ``40{"token": ...}`` (Socket.IO CONNECT with
+auth) and waits for ``40{"sid": ...}``; ``44{...}`` (CONNECT_ERROR) counts as a failure.
+Pings (``2``) are answered (``3``); events are ``42<id>["echo",{"n":i}]`` and their acks
+``43<id>[...]``. Every packet and every token is encoded before a phase starts.
+
+The client offers permessage-deflate, as browsers and the official clients do; the server
+decides whether to accept it (``--no-deflate`` stops offering it). Websocket-level pings
+are off: Socket.IO has its own heartbeat.
+
+One phase per run, against one server process whose id is given: the generator reads
+that process's CPU time (utime + stime from ``/proc/PID/stat``) and RSS
+(``/proc/PID/status``) at the phase's boundaries and prints one JSON object:
+
+* ``storm``: ``--count`` connects at ``--concurrency``, each with its own token; the
+  connections stay open until the phase ends. Latency: from opening the TCP connection
+  (the websocket handshake) to receiving the Socket.IO CONNECT packet.
+* ``events``: ``--clients`` connections (opened before the phase) each send ``--events``
+  acked events, the next only after the previous ack. Latency: send to ack.
+* ``idle``: RSS before and after ``--count`` connections are opened and left idle for
+  ``--settle`` seconds.
+
+With ``--signal-profile`` the server gets SIGUSR1 just before the measured part of the
+phase and SIGUSR2 just after it (``servers/ssoio_node.py --profile`` profiles in between).
+
+Each phase first warms the server up (connects and events, then closed) so lazy
+imports and first-use caches are not measured.
+
+Run (``benchmarks/realtime.py`` does): ``.venv/bin/python benchmarks/loadgen.py PHASE --port N
+--server-pid PID --key FILE --issuer URL``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import math
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+AUDIENCE = "bench-api"
+KID = "bench-1"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+WARMUP_CONNECTS = 20
+WARMUP_EVENTS = 20
+
+
+# -- tokens ---------------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_tokens(key: rsa.RSAPrivateKey, issuer: str, count: int, prefix: str) -> list[str]:
+    """``count`` distinct RS256 access tokens (RFC 9068 shaped, Keycloak-style claims)."""
+    header = _b64(json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": KID}).encode())
+    now = int(time.time())
+    tokens = []
+    for i in range(count):
+        claims = {
+            "iss": issuer, "sub": f"{prefix}-user-{i}", "aud": AUDIENCE, "exp": now + 3600,
+            "iat": now, "jti": f"{prefix}-{i}-{os.urandom(6).hex()}", "client_id": "bench-web",
+            "scope": "openid chat", "realm_access": {"roles": ["staff"]},
+            "tenant": ("acme", "globex")[i % 2],
+        }  # fmt: skip
+        signing_input = f"{header}.{_b64(json.dumps(claims).encode())}"
+        signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        tokens.append(f"{signing_input}.{_b64(signature)}")
+    return tokens
+
+
+def connect_packets(tokens: Sequence[str]) -> list[str]:
+    return ["40" + json.dumps({"token": token}, separators=(",", ":")) for token in tokens]
+
+
+# -- the server process -----------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads), in seconds."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+# -- the protocol -----------------------------------------------------------------------------
+
+
+class ConnectRefused(Exception):
+    """The server answered the Socket.IO CONNECT with CONNECT_ERROR (``44``)."""
+
+
+@dataclass(slots=True)
+class Client:
+    url: str
+    deflate: bool
+
+    async def open(self, connect_packet: str) -> ClientConnection:
+        """Websocket handshake, Engine.IO open, Socket.IO CONNECT; return the socket."""
+        ws = await connect(
+            self.url, compression="deflate" if self.deflate else None, ping_interval=None,
+            proxy=None, open_timeout=30, close_timeout=2, user_agent_header=None,
+        )  # fmt: skip
+        try:
+            opened = await ws.recv()
+            if not isinstance(opened, str) or not opened.startswith("0{"):
+                raise ConnectRefused(f"not an Engine.IO open packet: {opened[:80]!r}")
+            await ws.send(connect_packet)
+            while True:
+                message = await ws.recv()
+                if message == "2":
+                    await ws.send("3")
+                elif isinstance(message, str) and message.startswith("40"):
+                    return ws
+                elif isinstance(message, str) and message.startswith("44"):
+                    raise ConnectRefused(message[:300])
+        except BaseException:
+            await ws.close()
+            raise
+
+
+async def keep_alive(ws: ClientConnection) -> None:
+    """Answer Engine.IO pings until the socket closes."""
+    try:
+        async for message in ws:
+            if message == "2":
+                await ws.send("3")
+    except ConnectionClosed:
+        pass
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    failures: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def fail(self, error: BaseException | str) -> None:
+        self.failures += 1
+        if len(self.errors) < 5:
+            text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+            self.errors.append(text[:300])
+
+
+class Sockets:
+    """Open connections and their ping-answering tasks."""
+
+    def __init__(self) -> None:
+        self.open: list[ClientConnection] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def deflate(self) -> bool | None:
+        """Whether the server accepted permessage-deflate (None: no connection)."""
+        if not self.open:
+            return None
+        return any(e.name == "permessage-deflate" for e in self.open[0].protocol.extensions)
+
+    def keep(self, ws: ClientConnection) -> None:
+        self.open.append(ws)
+        self.tasks.append(asyncio.create_task(keep_alive(ws)))
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for start in range(0, len(self.open), 200):
+            batch = self.open[start : start + 200]
+            await asyncio.gather(*(ws.close() for ws in batch), return_exceptions=True)
+        self.open.clear()
+        self.tasks.clear()
+
+
+async def open_many(
+    client: Client,
+    packets: Sequence[str],
+    concurrency: int,
+    on_open: Callable[[ClientConnection], None],
+    tally: Tally,
+) -> None:
+    """Open one connection per CONNECT packet, ``concurrency`` at a time."""
+    next_index = iter(range(len(packets)))
+
+    async def worker() -> None:
+        for i in next_index:
+            started = time.perf_counter()
+            try:
+                ws = await client.open(packets[i])
+            except (ConnectRefused, ConnectionClosed, OSError, TimeoutError) as exc:
+                tally.fail(exc)
+                continue
+            tally.latencies.append(time.perf_counter() - started)
+            on_open(ws)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(packets)))))
+
+
+def event_packets(count: int) -> tuple[list[str], list[str]]:
+    """Pre-encoded EVENT packets ``42<i>["echo",{"n":i}]`` and their ACK prefixes."""
+    sends = [f'42{i}["echo",{{"n":{i}}}]' for i in range(count)]
+    acks = [f"43{i}[" for i in range(count)]
+    return sends, acks
+
+
+async def send_events(
+    ws: ClientConnection, sends: Sequence[str], acks: Sequence[str], tally: Tally
+) -> None:
+    """Send each event after the previous one's ack; record ack latencies."""
+    latencies = tally.latencies
+    for packet, ack in zip(sends, acks, strict=True):
+        started = time.perf_counter()
+        await ws.send(packet)
+        while True:
+            message = await ws.recv()
+            if isinstance(message, str) and message.startswith(ack):
+                break
+            if message == "2":
+                await ws.send("3")
+        latencies.append(time.perf_counter() - started)
+        if '"ok":true' not in message:
+            tally.fail(f"refused: {message[:200]}")
+
+
+# -- phases -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    phase: str
+    ops: int
+    failures: int
+    errors: list[str]
+    wall_s: float
+    server_cpu_s: float
+    client_cpu_s: float
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    connections: int = 0
+    rss_before_kib: int | None = None
+    rss_after_kib: int | None = None
+    deflate: bool | None = None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile, in milliseconds."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)] * 1000
+
+
+class Phase:
+    """What every phase shares: the target, the tokens and the clock of the server."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.client = Client(
+            f"ws://127.0.0.1:{args.port}/socket.io/?EIO=4&transport=websocket", args.deflate
+        )
+        pem = Path(args.key).read_bytes()
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise SystemExit("--key must be an RSA private key")
+        self.key = key
+        self.pid: int = args.server_pid
+        self.timeout: float = args.timeout
+        self.signal_profile: bool = args.signal_profile
+
+    def measure(self) -> tuple[float, float, float]:
+        """Start measuring: server CPU, own CPU, wall clock."""
+        if self.signal_profile:
+            os.kill(self.pid, signal.SIGUSR1)
+        return cpu_seconds(self.pid), own_cpu_seconds(), time.perf_counter()
+
+    def measured(self, since: tuple[float, float, float]) -> tuple[float, float, float]:
+        """Stop measuring: wall time, server CPU and own CPU since ``measure()``."""
+        wall = time.perf_counter() - since[2]
+        server_cpu, own = cpu_seconds(self.pid) - since[0], own_cpu_seconds() - since[1]
+        if self.signal_profile:
+            os.kill(self.pid, signal.SIGUSR2)
+        return wall, server_cpu, own
+
+    def tokens(self, count: int, prefix: str) -> list[str]:
+        return connect_packets(make_tokens(self.key, self.args.issuer, count, prefix))
+
+    async def bounded(self, what: str, work: Awaitable[None]) -> None:
+        try:
+            await asyncio.wait_for(work, self.timeout)
+        except TimeoutError:
+            raise SystemExit(f"{what}: not done within {self.timeout} s") from None
+
+    async def warm_up(self) -> None:
+        """Connects and events the server sees before anything is measured."""
+        sockets, tally = Sockets(), Tally()
+        packets = self.tokens(WARMUP_CONNECTS, "warm")
+        await self.bounded(
+            "warm-up connects", open_many(self.client, packets, 10, sockets.open.append, tally)
+        )
+        sends, acks = event_packets(WARMUP_EVENTS)
+        events = (send_events(ws, sends, acks, tally) for ws in sockets.open)
+        await self.bounded("warm-up events", gather(events))
+        if tally.failures:
+            raise SystemExit(f"warm-up failed: {tally.errors}")
+        await sockets.close()
+        await asyncio.sleep(0.5)
+
+    async def storm(self) -> Result:
+        count, concurrency = self.args.count, self.args.concurrency
+        packets = self.tokens(count, "storm")
+        await self.warm_up()
+        sockets, tally = Sockets(), Tally()
+        since = self.measure()
+        await self.bounded(
+            "connect storm", open_many(self.client, packets, concurrency, sockets.keep, tally)
+        )
+        wall, server_cpu, client_cpu = self.measured(since)
+        connections, deflate = len(sockets.open), sockets.deflate()
+        await sockets.close()
+        return Result(
+            "storm", len(tally.latencies), tally.failures, tally.errors, wall, server_cpu,
+            client_cpu, percentile(tally.latencies, 50), percentile(tally.latencies, 99),
+            connections, deflate=deflate,
+        )  # fmt: skip
+
+    async def events(self) -> Result:
+        clients, per_client = self.args.clients, self.args.events
+        packets = self.tokens(clients, "events")
+        sends, acks = event_packets(per_client)
+        await self.warm_up()
+        sockets, tally = Sockets(), Tally()
+        await self.bounded(
+            "event clients' connects",
+            open_many(self.client, packets, self.args.concurrency, sockets.open.append, tally),
+        )
+        if tally.failures:
+            raise SystemExit(f"event clients could not connect: {tally.errors}")
+        tally = Tally()
+        await asyncio.sleep(0.5)
+        since = self.measure()
+        work = (self._events_of(ws, sends, acks, tally) for ws in sockets.open)
+        await self.bounded("acked events", gather(work))
+        wall, server_cpu, client_cpu = self.measured(since)
+        connections, deflate = len(sockets.open), sockets.deflate()
+        await sockets.close()
+        return Result(
+            "events", len(tally.latencies), tally.failures, tally.errors, wall, server_cpu,
+            client_cpu, percentile(tally.latencies, 50), percentile(tally.latencies, 99),
+            connections, deflate=deflate,
+        )  # fmt: skip
+
+    async def _events_of(
+        self, ws: ClientConnection, sends: Sequence[str], acks: Sequence[str], tally: Tally
+    ) -> None:
+        try:
+            await send_events(ws, sends, acks, tally)
+        except ConnectionClosed as exc:
+            tally.fail(exc)
+
+    async def idle(self) -> Result:
+        count, concurrency = self.args.count, self.args.concurrency
+        packets = self.tokens(count, "idle")
+        await self.warm_up()
+        await asyncio.sleep(self.args.settle)
+        before = rss_kib(self.pid)
+        sockets, tally = Sockets(), Tally()
+        since = self.measure()
+        await self.bounded(
+            "idle connects", open_many(self.client, packets, concurrency, sockets.keep, tally)
+        )
+        wall, server_cpu, client_cpu = self.measured(since)
+        await asyncio.sleep(self.args.settle)
+        after = rss_kib(self.pid)
+        connections = sum(1 for ws in sockets.open if ws.close_code is None)
+        deflate = sockets.deflate()
+        await sockets.close()
+        return Result(
+            "idle", len(tally.latencies), tally.failures, tally.errors, wall, server_cpu,
+            client_cpu, percentile(tally.latencies, 50), percentile(tally.latencies, 99),
+            connections, before, after, deflate,
+        )  # fmt: skip
+
+
+async def gather(work: Any) -> None:
+    coroutines: list[Coroutine[Any, Any, None]] = list(work)
+    await asyncio.gather(*coroutines)
+
+
+async def run(args: argparse.Namespace) -> Result:
+    phase = Phase(args)
+    runner: dict[str, Callable[[], Awaitable[Result]]] = {
+        "storm": phase.storm, "events": phase.events, "idle": phase.idle,
+    }  # fmt: skip
+    return await runner[args.phase]()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("phase", choices=["storm", "events", "idle"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--server-pid", type=int, required=True)
+    parser.add_argument("--key", required=True, help="PEM file of the issuer's RSA key")
+    parser.add_argument("--issuer", required=True)
+    parser.add_argument("--count", type=int, default=2000, help="connects (storm, idle)")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--clients", type=int, default=200, help="event clients")
+    parser.add_argument("--events", type=int, default=200, help="acked events per client")
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds before RSS reads")
+    parser.add_argument("--timeout", type=float, default=300.0, help="bound of each step")
+    parser.add_argument("--no-deflate", dest="deflate", action="store_false")
+    parser.add_argument(
+        "--signal-profile", action="store_true", help="SIGUSR1/SIGUSR2 the server around it"
+    )
+    args = parser.parse_args()
+    try:
+        import uvloop
+    except ImportError:
+        result = asyncio.run(run(args))
+    else:
+        result = uvloop.run(run(args))
+    print(json.dumps(asdict(result)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,511 @@
+"""Realtime benchmark: an authenticated ssoio node next to bare python-socketio.
+
+Three phases, each run against a fresh server process, first the baseline then ssoio:
+
+1. connect storm: ``--connects`` connects at ``--concurrency``, each with its own RS256
+   access token (so ssoio verifies a signature every time); connections stay open;
+2. acked events: ``--clients`` connections x ``--events`` acked events through the guard,
+   each client sending its next event after the previous ack;
+3. idle memory: server RSS growth per connection after ``--idle`` connections are opened
+   and left idle for ``--settle`` seconds.
+
+The servers (``servers/bare.py``, ``servers/ssoio_node.py``) run pinned to core 0; this
+driver, the load generator (``loadgen.py``) and the JWKS server (``python -m http.server``
+serving a JWKS written to a temporary directory) to core 1. Server CPU per operation is
+the server process's utime + stime delta over the phase divided by the operations, which
+stays exact on a noisy machine. The report goes to stdout and ``results/realtime.md``.
+
+When ssoio misses a target (or with ``--profile always``), the storm and event phases are
+run once more with ssoio under cProfile and the functions with the most own time are added
+to the report.
+
+Run: ``.venv/bin/python benchmarks/realtime.py [--connects N] [--clients N] [--events N]
+[--idle N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import platform
+import pstats
+import re
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results" / "realtime.md"
+ISSUER = "https://idp.bench.invalid/realms/bench"
+KID = "bench-1"
+SERVER_CORE, LOAD_CORE = 0, 1
+PHASES = ("storm", "events", "idle")
+KINDS = ("bare", "ssoio")
+LABELS = {"bare": "bare python-socketio", "ssoio": "ssoio"}
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    phase: str
+    metric: str
+    limit: float
+    unit: str
+
+
+TARGETS = (
+    Target("server CPU per authenticated connect", "storm", "cpu_us", 550, "µs"),
+    Target("server CPU per guarded event", "events", "cpu_us", 80, "µs"),
+    Target("memory per idle connection", "idle", "kib", 40, "KiB"),
+    Target("connect p99 in the storm", "storm", "p99_ms", 100, "ms"),
+)
+
+
+# -- the machine ------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or "unknown"
+
+
+def machine_line() -> str:
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{cpu_model()}"
+    )
+
+
+def pin(pid: int, core: int) -> None:
+    """Pin process ``pid`` (0: this one) to ``core``, on a machine with two cores or more."""
+    if (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(pid, {core})
+
+
+def pinned_to(core: int) -> Callable[[], None]:
+    def preexec() -> None:
+        pin(0, core)
+
+    return preexec
+
+
+def raise_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# -- child processes --------------------------------------------------------------------------
+
+
+class Child:
+    """A child process with a bounded stop: SIGINT, then SIGKILL."""
+
+    def __init__(self, name: str, argv: list[str], log: Path, core: int) -> None:
+        self.name = name
+        self.log = log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=pinned_to(core), cwd=ROOT,
+            )  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_listening(self, port: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.name} exited early:\n{self.tail()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return
+            time.sleep(0.1)
+        raise SystemExit(f"{self.name} is not listening after {timeout} s:\n{self.tail()}")
+
+    def tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+
+
+class Bench:
+    """The temporary directory, the issuer's key and JWKS server, and every child."""
+
+    def __init__(self, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+        self.args = args
+        self.stack = stack
+        self.dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ssoio-rt-")))
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.key_file = self.dir / "key.pem"
+        self.key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        (self.dir / "jwks.json").write_text(json.dumps({"keys": [public_jwk(key)]}))
+        self.logs = 0
+        port = free_port()
+        self.jwks_uri = f"http://127.0.0.1:{port}/jwks.json"
+        jwks = self.child(
+            "jwks", [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+                     "--directory", str(self.dir)], LOAD_CORE,
+        )  # fmt: skip
+        jwks.wait_listening(port)
+        with urllib.request.urlopen(self.jwks_uri, timeout=10) as answer:  # noqa: S310
+            json.load(answer)
+
+    def child(self, name: str, argv: list[str], core: int) -> Child:
+        self.logs += 1
+        child = Child(name, argv, self.dir / f"{self.logs:02d}-{name}.log", core)
+        self.stack.callback(child.stop)
+        return child
+
+    @contextlib.contextmanager
+    def server(self, kind: str, profile: Path | None = None) -> Iterator[tuple[Child, int]]:
+        port = free_port()
+        argv = [sys.executable, str(HERE / "servers" / "bare.py"), "--port", str(port)]
+        if kind == "ssoio":
+            argv = [sys.executable, str(HERE / "servers" / "ssoio_node.py"), "--port", str(port),
+                    "--issuer", ISSUER, "--jwks-uri", self.jwks_uri]  # fmt: skip
+            if profile is not None:
+                argv += ["--profile", str(profile)]
+        child = self.child(kind, argv, SERVER_CORE)
+        try:
+            child.wait_listening(port)
+            yield child, port
+        finally:
+            child.stop()
+
+    def phase(self, kind: str, phase: str, profile: Path | None = None) -> dict[str, Any]:
+        """Run one phase against a fresh ``kind`` server; the load generator's result."""
+        args = self.args
+        count = args.connects if phase == "storm" else args.idle
+        with self.server(kind, profile) as (server, port):
+            argv = [
+                sys.executable, str(HERE / "loadgen.py"), phase, "--port", str(port),
+                "--server-pid", str(server.pid), "--key", str(self.key_file),
+                "--issuer", ISSUER, "--count", str(count),
+                "--concurrency", str(args.concurrency), "--clients", str(args.clients),
+                "--events", str(args.events), "--settle", str(args.settle),
+                "--timeout", str(args.timeout),
+            ]  # fmt: skip
+            if not args.deflate:
+                argv.append("--no-deflate")
+            if profile is not None:
+                argv.append("--signal-profile")
+            try:
+                done = subprocess.run(
+                    argv, capture_output=True, text=True, timeout=4 * args.timeout, check=False,
+                    preexec_fn=pinned_to(LOAD_CORE), cwd=ROOT,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                raise SystemExit(f"load generator ({kind} {phase}) timed out") from None
+            if done.returncode != 0:
+                raise SystemExit(
+                    f"load generator ({kind} {phase}) failed:\n{done.stderr[-3000:]}"
+                    f"\nserver log:\n{server.tail()}"
+                )
+            result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
+
+
+def public_jwk(key: rsa.RSAPrivateKey) -> dict[str, str]:
+    numbers = key.public_key().public_numbers()
+
+    def b64int(value: int) -> str:
+        raw = value.to_bytes((value.bit_length() + 7) // 8, "big")
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return {"kty": "RSA", "kid": KID, "use": "sig", "alg": "RS256",
+            "n": b64int(numbers.n), "e": b64int(numbers.e)}  # fmt: skip
+
+
+# -- metrics and the report -------------------------------------------------------------------
+
+
+def metrics(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Per phase: server CPU per op (µs), rate, p50/p99 (ms), KiB per idle connection."""
+    out: dict[str, dict[str, float | None]] = {}
+    for phase, r in results.items():
+        ops = max(r["ops"], 1)
+        m: dict[str, float | None] = {
+            "cpu_us": r["server_cpu_s"] / ops * 1e6,
+            "client_us": r["client_cpu_s"] / ops * 1e6,
+            "rate": r["ops"] / r["wall_s"] if r["wall_s"] else None,
+            "p50_ms": r["p50_ms"],
+            "p99_ms": r["p99_ms"],
+            "failures": r["failures"],
+        }
+        if phase == "idle":
+            held = max(r["connections"], 1)
+            m["kib"] = (r["rss_after_kib"] - r["rss_before_kib"]) / held
+        out[phase] = m
+    return out
+
+
+def negotiated(results: dict[str, dict[str, Any]]) -> str:
+    seen = {results[p].get("deflate") for p in PHASES} - {None}
+    if len(seen) != 1:
+        return "mixed" if seen else "n/a"
+    return "yes" if seen.pop() else "no"
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def ratio(ours: float | None, theirs: float | None) -> str:
+    return "n/a" if not ours or not theirs else f"{ours / theirs:.2f}x"
+
+
+ROWS = (
+    ("connect: server CPU per connect (µs)", "storm", "cpu_us", 0),
+    ("connect: connects/s", "storm", "rate", 0),
+    ("connect: latency p50 (ms)", "storm", "p50_ms", 1),
+    ("connect: latency p99 (ms)", "storm", "p99_ms", 1),
+    ("event: server CPU per event (µs)", "events", "cpu_us", 1),
+    ("event: events/s", "events", "rate", 0),
+    ("event: ack latency p50 (ms)", "events", "p50_ms", 2),
+    ("event: ack latency p99 (ms)", "events", "p99_ms", 2),
+    ("idle: server memory per connection (KiB)", "idle", "kib", 1),
+    ("load generator CPU per connect (µs)", "storm", "client_us", 0),
+    ("load generator CPU per event (µs)", "events", "client_us", 1),
+)
+
+
+def report(
+    args: argparse.Namespace,
+    results: dict[str, dict[str, dict[str, Any]]],
+    profiles: list[str],
+    seconds: float,
+) -> tuple[str, bool]:
+    m = {kind: metrics(results[kind]) for kind in KINDS}
+    lines = [
+        "# Realtime benchmark: ssoio next to bare python-socketio",
+        "",
+        f"- machine: {machine_line()}",
+        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; run time {seconds:.0f} s",
+        f"- connect storm: {args.connects:,} connects at concurrency {args.concurrency}, "
+        "a distinct RS256 (2048-bit) access token per connect; connections stay open",
+        f"- acked events: {args.clients} clients x {args.events} events, each sent after "
+        "the previous ack",
+        f"- idle memory: {args.idle:,} connections, server RSS growth over them after "
+        f"{args.settle:g} s of settling",
+        f"- servers pinned to core {SERVER_CORE}, load generator to core {LOAD_CORE}; server "
+        "CPU is the utime+stime delta of the server process (`/proc/PID/stat`) over the phase",
+        f"- the load generator {'offers' if args.deflate else 'does not offer'} "
+        "permessage-deflate, as browsers do; each server decides whether to accept it",
+        "",
+        "| metric | bare python-socketio | ssoio | ssoio / bare |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for label, phase, key, digits in ROWS:
+        bare, ours = m["bare"][phase].get(key), m["ssoio"][phase].get(key)
+        lines.append(f"| {label} | {fmt(bare, digits)} | {fmt(ours, digits)} | "
+                     f"{ratio(ours, bare)} |")  # fmt: skip
+    failures = {k: {p: results[k][p]["failures"] for p in PHASES} for k in KINDS}
+    lines.append(
+        "| permessage-deflate negotiated | "
+        + " | ".join(negotiated(results[k]) for k in KINDS)
+        + " | |"
+    )
+    lines.append(
+        "| failures (connect errors / refused acks) | "
+        + " | ".join(", ".join(f"{p} {failures[k][p]}" for p in PHASES) for k in KINDS)
+        + " | |"
+    )
+    lines += ["", "## Targets (ssoio)", "", "| target | ssoio | bare | met |",
+              "| --- | ---: | ---: | --- |"]  # fmt: skip
+    all_met = True
+    for target in TARGETS:
+        ours, bare = m["ssoio"][target.phase][target.metric], m["bare"][target.phase][target.metric]
+        met = ours is not None and ours <= target.limit
+        all_met &= met
+        lines.append(
+            f"| {target.label} ≤ {target.limit:g} {target.unit} | {fmt(ours, 1)} "
+            f"| {fmt(bare, 1)} | {'yes' if met else '**no**'} |"
+        )
+    errors = [f"- {k} {p}: {e}" for k in KINDS for p in PHASES for e in results[k][p]["errors"]]
+    if errors:
+        lines += ["", "## Errors seen", "", *errors]
+    lines += ["", "## Setup", "", *SETUP.format(ws=uvicorn_auto_ws()).splitlines()]
+    if profiles:
+        lines += ["", *profiles]
+    return "\n".join(lines) + "\n", all_met
+
+
+SETUP = """\
+- bare: `socketio.AsyncServer(async_mode="asgi")` in `socketio.ASGIApp`, run by
+  `uvicorn.run(app, host="127.0.0.1", port=N)`: every uvicorn default (websocket
+  implementation "auto" = {ws}, permessage-deflate accepted, INFO logging with the access
+  log on, written to a file), the default garbage collector, no authentication; `echo`
+  returns `{{"ok": true}}`.
+- ssoio: `SsoServer(validate_raw(config, {{}}))` run as `ssoio serve` runs it
+  (`tune_garbage_collector()`, `uvicorn_config(...)`: websockets-sansio, no
+  permessage-deflate), with `configure_logging(logging.WARNING)` so the per-connect audit
+  lines cost no I/O. One issuer, `jwks_uri` served over HTTP by a separate process (no
+  discovery), `token_types = ["at+jwt"]`, `audiences = ["bench-api"]`, keycloak claims
+  preset with a `tenant` attribute, auto-joined rooms `user:{{sub}}` and `tenant:{{tenant}}`,
+  and `@sso.on("echo", requires="authenticated", fields={{"n": "integer"}})` returning
+  `{{"n": n}}`, so every event passes the whole guard.
+- ssoio limits raised because every client comes from 127.0.0.1: `connects_per_ip`,
+  `events_per_connection` and `events_per_user` at rate 100000 / burst 100000, and
+  `realtime.max_unauthenticated_per_ip` at 100000 (the storm keeps up to 50 sessions from
+  one address waiting for their authenticated connect; the default is 20). Everything
+  else is at its default, including the verified-token cache, which every fresh token
+  misses.
+- load generator: a minimal Socket.IO client over `websockets` (EIO=4, websocket transport
+  only, pings answered, no websocket-level pings); tokens and packets are encoded before
+  each phase. Connect latency runs from opening the TCP connection to the Socket.IO CONNECT
+  packet. Each phase starts on a fresh server process after a warm-up of 20 connects x 20
+  events (closed before measuring)."""
+
+
+def uvicorn_auto_ws() -> str:
+    try:
+        from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
+    except ImportError:
+        return "unknown"
+    return getattr(AutoWebSocketsProtocol, "__name__", "none")
+
+
+# -- profiles ---------------------------------------------------------------------------------
+
+
+def where(filename: str) -> str:
+    """A profile entry's file, without this machine's directories."""
+    for marker in ("site-packages/", "/lib/python3"):
+        if marker in filename:
+            return filename.rsplit(marker, 1)[1]
+    with contextlib.suppress(ValueError):
+        return str(Path(filename).relative_to(ROOT))
+    return re.sub(r".*/", "", filename)
+
+
+def top_functions(stats_file: Path, limit: int) -> list[str]:
+    stats = pstats.Stats(str(stats_file))
+    entries: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in entries.values()) or 1.0
+    ranked = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:limit]
+    lines = [
+        "| own time | own s | cum s | calls | function |",
+        "| ---: | ---: | ---: | ---: | --- |",
+    ]
+    for (filename, line, name), (_cc, calls, own, cumulative, _callers) in ranked:
+        place = f"{where(filename)}:{line}" if line else where(filename)
+        lines.append(f"| {own / total:.1%} | {own:.3f} | {cumulative:.3f} | {calls:,} | "
+                     f"`{name}` {place} |")  # fmt: skip
+    return lines
+
+
+def profile_section(bench: Bench, limit: int) -> list[str]:
+    lines = [
+        "## Where ssoio's time goes (cProfile, own time)",
+        "",
+        "A separate pass of the storm and event phases with the ssoio node under cProfile",
+        "(its overhead inflates Python-level calls; the shares are what matters). It is",
+        "switched on and off around the measured part of each phase only (no start-up,",
+        "warm-up or teardown).",
+    ]
+    for phase in ("storm", "events"):
+        stats_file = bench.dir / f"ssoio-{phase}.prof"
+        result = bench.phase("ssoio", phase, profile=stats_file)
+        if not stats_file.exists():
+            lines += ["", f"### {phase}: no profile written"]
+            continue
+        per_op = result["server_cpu_s"] / max(result["ops"], 1) * 1e6
+        lines += ["", f"### {phase} (profiled: {per_op:,.0f} µs server CPU per op)", ""]
+        lines += top_functions(stats_file, limit)
+    return lines
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit("interrupted")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--connects", type=int, default=2000, help="connects in the storm")
+    parser.add_argument("--concurrency", type=int, default=50, help="connects in flight")
+    parser.add_argument("--clients", type=int, default=200, help="clients sending events")
+    parser.add_argument("--events", type=int, default=200, help="acked events per client")
+    parser.add_argument("--idle", type=int, default=2000, help="idle connections held")
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds before RSS reads")
+    parser.add_argument("--timeout", type=float, default=300.0, help="bound of each step (s)")
+    parser.add_argument("--no-deflate", dest="deflate", action="store_false",
+                        help="the load generator does not offer permessage-deflate")  # fmt: skip
+    parser.add_argument("--profile", choices=["auto", "always", "never"], default="auto",
+                        help="profile ssoio: when it misses a target, always or never")  # fmt: skip
+    parser.add_argument("--profile-top", type=int, default=25, help="functions listed")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="report file")
+    args = parser.parse_args()
+
+    signal.signal(signal.SIGTERM, _terminate)
+    raise_file_limit()
+    pin(0, LOAD_CORE)
+    started = time.perf_counter()
+    print(f"machine: {machine_line()}", flush=True)
+    with contextlib.ExitStack() as stack:
+        bench = Bench(args, stack)
+        results: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
+        for phase in PHASES:
+            for kind in KINDS:
+                print(f"{phase}: {LABELS[kind]} ...", flush=True)
+                results[kind][phase] = bench.phase(kind, phase)
+        text, all_met = report(args, results, [], time.perf_counter() - started)
+        if args.profile == "always" or (args.profile == "auto" and not all_met):
+            print("profiling ssoio ...", flush=True)
+            profiles = profile_section(bench, args.profile_top)
+            text, all_met = report(args, results, profiles, time.perf_counter() - started)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print()
+    print(text, end="")
+
+
+if __name__ == "__main__":
+    main()

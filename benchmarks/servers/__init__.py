@@ -1,0 +1,1 @@
+"""Servers measured by ``benchmarks/realtime.py``, each run as its own process."""
