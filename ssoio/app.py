@@ -84,7 +84,7 @@ class SsoServer:
         event: str,
         *,
         requires: RequirementSpec,
-        fields: Mapping[str, str | FieldSpec] | None = None,
+        fields: Mapping[str, str | FieldSpec | Mapping[str, Any]] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register ``handler(principal, payload)`` for a client event.
 

@@ -1,0 +1,87 @@
+"""The ways users run ssoio: ``ssoio serve`` as a process, and the embedding example."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from examples.embedded_app import ORDERS, create_app
+
+from .asgi_server import serve_asgi
+from .provider import NodeProvider
+from .ssoio_server import EXAMPLE, Client, example_settings
+
+pytestmark = pytest.mark.interop
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_ssoio_serve_runs_the_example_config(node_idp: NodeProvider, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "SSOIO_ISSUER": node_idp.issuer, "SSOIO_PORT": str(port),
+           "PYTHONWARNINGS": "error"}  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ssoio.cli", "serve", "--config", str(EXAMPLE),
+        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(100):  # bounded: up to ~10 s for the process to listen
+                try:
+                    if (await http.get(f"{url}/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("ssoio serve did not become ready")
+        client = Client(url)
+        try:
+            token = (await node_idp.user_tokens("bob"))["access_token"]
+            assert await client.connect(token)
+            answer = await client.call("room:join", {"room": "staff"})
+            assert answer == {"ok": True, "room": "staff"}
+        finally:
+            await client.close()
+    finally:
+        process.terminate()
+        _, stderr = await asyncio.wait_for(process.communicate(), 15)
+    log = stderr.decode()
+    assert "ssoio listening on" in log
+    assert '"event": "auth.connect.accepted"' in log
+    assert token not in log
+    assert "Traceback" not in log
+
+
+async def test_embedded_example(node_idp: NodeProvider) -> None:
+    app, _sso = create_app(example_settings(node_idp))
+    async with serve_asgi(app, lifespan="on", ws="websockets-sansio") as url:
+        bob, erin = Client(url), Client(url)
+        try:
+            assert await bob.connect((await node_idp.user_tokens("bob"))["access_token"])
+            assert await erin.connect((await node_idp.user_tokens("erin"))["access_token"])
+            erin.sio.on("orders:changed", erin._recorder("orders:changed"))
+            update = {"order": "A-1", "status": "shipped"}
+            assert await bob.call("orders:update", update) == {"ok": True, "order": "A-1"}
+            assert await erin.wait_for("orders:changed") == [{**update, "by": "bob"}]
+            denied = await erin.call("orders:update", {"order": "A-1", "status": "lost"})
+            assert denied["error"]["code"] == "forbidden"
+            bad = await bob.call("orders:update", {"order": "A-1", "status": "x" * 21})
+            assert bad["error"]["code"] == "invalid_payload"
+            async with httpx.AsyncClient() as http:
+                assert (await http.get(f"{url}/orders")).json() == {"A-1": "shipped"}
+        finally:
+            await bob.close()
+            await erin.close()
+            ORDERS.clear()
