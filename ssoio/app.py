@@ -31,11 +31,13 @@ from ssoio.config.policy import EventRule, FieldSpec, RequirementSpec
 from ssoio.oidc.providers import IdentityProviders
 from ssoio.policy.engine import Policy
 from ssoio.policy.events import CompiledEvent
-from ssoio.realtime.gateway import Gateway, Handler, SessionResolver
+from ssoio.realtime.gateway import Gateway, Handler
 from ssoio.realtime.server import SocketServer
 from ssoio.web.api import api_routes
+from ssoio.web.auth import BrowserLogin
 from ssoio.web.health import health_routes
 from ssoio.web.origin_guard import OriginGuard
+from ssoio.web.sessions import MemorySessionStore, SessionStore
 
 __all__ = ["SsoServer"]
 
@@ -43,12 +45,13 @@ log = logging.getLogger(__name__)
 
 
 class SsoServer:
-    """An ssoio node: Socket.IO at ``/socket.io/``, health probes, the server API.
+    """An ssoio node: Socket.IO at ``/socket.io/``, browser login at ``/auth/``, health
+    probes, the server API.
 
     :param settings: the validated configuration.
     :param clock: the time source (tests pass a fake one).
     :param http: the HTTP client for identity providers (tests pass a mock transport).
-    :param sessions: resolves browser session cookies to access tokens (browser login).
+    :param sessions: where browser sessions live (default: this process's memory).
     """
 
     def __init__(
@@ -57,22 +60,28 @@ class SsoServer:
         *,
         clock: Clock = system_clock,
         http: httpx.AsyncClient | None = None,
-        sessions: SessionResolver | None = None,
+        sessions: SessionStore | None = None,
     ) -> None:
         self.settings = settings
         self.policy = Policy(settings)
         self.providers = IdentityProviders(settings, clock=clock, http=http)
 
         def gateway_for(transport: SocketServer) -> Gateway:
-            return Gateway(settings, self.providers, self.policy, transport, clock=clock,
-                           sessions=sessions)  # fmt: skip
+            return Gateway(settings, self.providers, self.policy, transport, clock=clock)
 
         self.sio = SocketServer(settings, gateway_for)
         self.gateway = self.sio.gateway
+        self.login: BrowserLogin | None = None
+        if settings.login.enabled:
+            self.login = BrowserLogin(settings, self.providers, self.policy, self.gateway,
+                                      sessions or MemorySessionStore(clock), clock)  # fmt: skip
+            self.gateway.sessions = self.login
         if settings.server.insecure_allow_query_token:
             log.warning("INSECURE: server.insecure_allow_query_token is on; tokens in URLs "
                         "end up in proxy and access logs")  # fmt: skip
         routes = [*health_routes(self.providers)]
+        if self.login is not None:
+            routes += self.login.routes()
         if settings.api.enabled:
             routes += api_routes(self.gateway)
         self.http_app = Starlette(routes=routes, lifespan=self.lifespan)

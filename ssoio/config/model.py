@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, SecretStr
 
 from ssoio.config.base import Section
+from ssoio.config.login import LoginSettings
 from ssoio.config.policy import (
     ClaimMappingSettings,
     EventName,
@@ -139,6 +140,7 @@ class Settings(Section):
     realtime: RealtimeSettings = RealtimeSettings()
     limits: LimitSettings = LimitSettings()
     api: ApiSettings = ApiSettings()
+    login: LoginSettings = LoginSettings()
     tokens: TokenSettings = TokenSettings()
     issuers: tuple[IssuerSettings, ...] = Field(min_length=1)
     policy: PolicySettings = PolicySettings()
@@ -149,3 +151,9 @@ class Settings(Section):
     def issuer_named(self, name: str) -> IssuerSettings | None:
         """The issuer whose ``name`` is ``name``, if any."""
         return next((i for i in self.issuers if i.name == name), None)
+
+    @property
+    def login_issuer(self) -> IssuerSettings:
+        """The issuer browsers sign in with (``login.issuer``, else the first)."""
+        named = self.issuer_named(self.login.issuer) if self.login.issuer else None
+        return named or self.issuers[0]

@@ -22,7 +22,18 @@ def semantic_problems(settings: Settings) -> list[Problem]:
         *_introspection(settings),
         *_key_cache(settings),
         *policy_problems(settings),
+        *_login(settings),
     ]
+
+
+def _login(settings: Settings) -> list[Problem]:
+    login = settings.login
+    problems = []
+    if login.issuer is not None and settings.issuer_named(login.issuer) is None:
+        problems.append(Problem("login.issuer", f"no issuer is named {login.issuer!r}"))
+    if "openid" not in login.scopes:
+        problems.append(Problem("login.scopes", "must include openid"))
+    return problems
 
 
 def _duplicates(settings: Settings) -> list[Problem]:

@@ -25,23 +25,15 @@ from types import MappingProxyType
 from typing import Any
 
 from cachetools import LRUCache
-from joserfc.errors import JoseError
-from joserfc.jwk import Key
-from joserfc.jws import JWSRegistry
 
 from ssoio.clock import Clock
 from ssoio.config.model import IssuerSettings, Settings
-from ssoio.errors import (
-    AlgorithmNotAllowed,
-    IssuerUnknown,
-    SignatureInvalid,
-    TokenMalformed,
-    TokenMissing,
-)
+from ssoio.errors import AlgorithmNotAllowed, IssuerUnknown, TokenMalformed, TokenMissing
 from ssoio.oidc.claims import ClaimRules, check_access_token, check_token_type
-from ssoio.oidc.compact import CompactJWS, parse_compact
+from ssoio.oidc.compact import parse_compact
 from ssoio.oidc.introspection import Introspector, looks_opaque
 from ssoio.oidc.jwks import KeyStore
+from ssoio.oidc.signatures import check_signature
 from ssoio.oidc.verified import VerifiedToken, fingerprint
 
 __all__ = ["TokenVerifier", "VerifiedToken", "fingerprint"]
@@ -117,10 +109,7 @@ class TokenVerifier:
         if jws.alg not in issuer.algorithms:
             raise AlgorithmNotAllowed()
         check_token_type(jws.header, issuer.rules)
-        public_key = self._keys.cached_key(issuer.settings, jws.kid, jws.alg)
-        if public_key is None:
-            public_key = await self._keys.key_for(issuer.settings, jws.kid, jws.alg)
-        _check_signature(jws, public_key)
+        await check_signature(self._keys, issuer.settings, jws)
         expires_at = check_access_token(jws.claims, issuer.rules, self._clock())
         return VerifiedToken(issuer.settings, MappingProxyType(jws.claims), expires_at, key)
 
@@ -130,13 +119,3 @@ class TokenVerifier:
         if issuer is None:
             raise IssuerUnknown()
         return issuer
-
-
-def _check_signature(jws: CompactJWS, public_key: Key) -> None:
-    model = JWSRegistry.algorithms[jws.alg]
-    try:
-        valid = model.verify(jws.signing_input, jws.signature, public_key)
-    except (JoseError, ValueError, TypeError) as exc:
-        raise SignatureInvalid() from exc
-    if not valid:
-        raise SignatureInvalid()

@@ -32,6 +32,7 @@ class Connection:
     origin: str | None
     transport: str
     bucket: TokenBucket
+    web_session: str | None = None  # the ssoio browser session, for cookie connects
     rooms: set[str] = field(default_factory=set)
     generation: int = 0  # bumped by each auth:refresh, so stale timers are ignored
 

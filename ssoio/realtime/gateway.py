@@ -57,9 +57,9 @@ def room_key(room: str) -> str:
 
 
 class SessionResolver(Protocol):
-    """The browser-login seam: turns a session cookie into the session's access token."""
+    """The browser-login seam: a session cookie -> (session id, current access token)."""
 
-    async def access_token(self, session_id: str) -> str | None: ...
+    async def resolve(self, cookie_value: str) -> tuple[str, str] | None: ...
 
 
 class Transport(Protocol):
@@ -207,7 +207,8 @@ class Gateway:
                 auth, environ, cookie_name=SESSION_COOKIE,
                 allow_query=self.settings.server.insecure_allow_query_token,
             )  # fmt: skip
-            verified = await self.providers.verifier.verify(await self._token_of(credential))
+            web_session, token = await self._token_of(credential)
+            verified = await self.providers.verifier.verify(token)
             principal = self.policy.principal(verified)
         except AuthenticationError:
             self.failed_auth.take(ip)
@@ -219,16 +220,17 @@ class Gateway:
         return Connection(
             sid=sid, namespace=namespace, principal=principal, expires_at=verified.expires_at,
             leeway_s=verified.issuer.leeway_s, fingerprint=verified.fingerprint, ip=ip,
-            origin=origin, transport=_transport(environ), bucket=bucket,
+            origin=origin, transport=_transport(environ), bucket=bucket, web_session=web_session,
         )  # fmt: skip
 
-    async def _token_of(self, credential: Credential) -> str:
+    async def _token_of(self, credential: Credential) -> tuple[str | None, str]:
+        """(browser session id or None, access token) of a credential."""
         if credential.source != "cookie":
-            return credential.value
-        token = await self.sessions.access_token(credential.value) if self.sessions else None
-        if token is None:
+            return None, credential.value
+        resolved = await self.sessions.resolve(credential.value) if self.sessions else None
+        if resolved is None:
             raise _NoSession()
-        return token
+        return resolved
 
     def disconnected(self, sid: str, eio_sid: str | None, reason: str) -> None:
         """A namespace connection ended (either side)."""
@@ -403,6 +405,13 @@ class Gateway:
             c for c in self.connections
             if c.principal.subject == sub and issuer in (None, c.principal.issuer)
         ]  # fmt: skip
+        for connection in targets:
+            await self.revoke(connection, code)
+        return len(targets)
+
+    async def disconnect_web_session(self, web_session: str, code: str) -> int:
+        """Disconnect every connection opened with the ssoio browser session's cookie."""
+        targets = [c for c in self.connections if c.web_session == web_session]
         for connection in targets:
             await self.revoke(connection, code)
         return len(targets)

@@ -1,0 +1,28 @@
+"""Configuration of browser sign-in (the OIDC authorization-code flow) and sessions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr
+
+from ssoio.config.base import Section
+
+__all__ = ["LoginSettings"]
+
+
+class LoginSettings(Section):
+    """Browser single sign-on: ``/auth/login``, ``/auth/callback``, sessions, logout."""
+
+    enabled: bool = True
+    issuer: Annotated[str, Field(min_length=1)] | None = None  # default: the first issuer
+    client_id: Annotated[str, Field(min_length=1)] = "ssoio-web"
+    client_secret: SecretStr = SecretStr("")
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    session_secret: SecretStr = SecretStr("")
+    session_max_age_s: float = Field(28800, gt=0)
+    login_timeout_s: float = Field(600, gt=0, le=3600)
+    cookie_secure: Literal["auto", "always", "never"] = "auto"
+    refresh_margin_s: float = Field(60, ge=0)
+    post_logout_path: Annotated[str, Field(pattern=r"^/")] = "/"
+    logout_token_max_age_s: float = Field(300, gt=0)

@@ -1,0 +1,39 @@
+"""Checking a parsed JWS against its issuer's published keys (shared by access, ID and
+logout tokens)."""
+
+from __future__ import annotations
+
+from joserfc.errors import JoseError
+from joserfc.jwk import Key
+from joserfc.jws import JWSRegistry
+
+from ssoio.config.model import IssuerSettings
+from ssoio.errors import AlgorithmNotAllowed, SignatureInvalid
+from ssoio.oidc.compact import CompactJWS
+from ssoio.oidc.jwks import KeyStore
+
+__all__ = ["check_signature", "verify_with"]
+
+
+async def check_signature(keys: KeyStore, issuer: IssuerSettings, jws: CompactJWS) -> None:
+    """The signature must verify with ``issuer``'s key for the token's kid and alg.
+
+    :raises AlgorithmNotAllowed | KeyUnknown | IdpUnavailable | SignatureInvalid:
+    """
+    if jws.alg not in issuer.algorithms:
+        raise AlgorithmNotAllowed()
+    key = keys.cached_key(issuer, jws.kid, jws.alg)
+    if key is None:
+        key = await keys.key_for(issuer, jws.kid, jws.alg)
+    verify_with(jws, key)
+
+
+def verify_with(jws: CompactJWS, key: Key) -> None:
+    """:raises SignatureInvalid:"""
+    model = JWSRegistry.algorithms[jws.alg]
+    try:
+        valid = model.verify(jws.signing_input, jws.signature, key)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise SignatureInvalid() from exc
+    if not valid:
+        raise SignatureInvalid()

@@ -1,0 +1,319 @@
+"""Browser single sign-on routes: login, callback, token hand-off, me, logout, and
+OpenID Connect Back-Channel Logout.
+
+::
+
+    GET  /auth/login?next=/path     start the authorization-code flow (PKCE S256, state, nonce)
+    GET  /auth/callback             check state, exchange the code, verify the ID token,
+                                    start a fresh session (new id: no fixation)
+    GET  /auth/token                the session's access token (refreshed near expiry)
+    GET  /auth/me                   the principal as ssoio sees it
+    POST /auth/logout               end the session, disconnect its sockets, go to the IdP
+    POST /auth/backchannel-logout   the IdP ends sessions (logout_token, BCL 1.0 §2.5)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from cachetools import TTLCache
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ssoio.audit import audit
+from ssoio.clock import Clock
+from ssoio.config.model import Settings
+from ssoio.errors import AuthenticationError, OriginDenied, SsoioError, TokenMissing
+from ssoio.oidc.id_tokens import check_logout_token_claims, verify_signed
+from ssoio.oidc.providers import IdentityProviders
+from ssoio.policy.engine import Policy
+from ssoio.realtime.gateway import Gateway
+from ssoio.realtime.origins import origin_of
+from ssoio.web.oidc_client import LoginClient, OAuthError
+from ssoio.web.pages import error_page
+from ssoio.web.redirects import safe_next
+from ssoio.web.responses import NO_STORE, error_response
+from ssoio.web.sessions import COOKIE_NAME, RefreshLocks, SessionCookies, SessionStore, WebSession
+
+__all__ = ["BrowserLogin"]
+
+log = logging.getLogger(__name__)
+
+
+class BrowserLogin:
+    """The login issuer's browser flow, sessions and logout, for one node."""
+
+    def __init__(
+        self, settings: Settings, providers: IdentityProviders, policy: Policy,
+        gateway: Gateway, store: SessionStore, clock: Clock,
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.login = settings.login
+        self.providers = providers
+        self.policy = policy
+        self.gateway = gateway
+        self.store = store
+        self.clock = clock
+        self.cookies = SessionCookies(settings)
+        self.client = LoginClient(settings, providers, clock)
+        self._locks = RefreshLocks()
+        # BCL 1.0 §2.6 step 7 (optional, done here): a logout token's jti is used once
+        self._seen_jti: TTLCache[tuple[str, str], bool] = TTLCache(
+            maxsize=100_000, ttl=settings.login.logout_token_max_age_s * 2, timer=clock
+        )
+        base = settings.server.public_url.rstrip("/")
+        self.redirect_uri = f"{base}/auth/callback"
+        self.post_logout_uri = f"{base}{settings.login.post_logout_path}"
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/auth/login", self.login_route, methods=["GET"]),
+            Route("/auth/callback", self.callback_route, methods=["GET"]),
+            Route("/auth/token", self.token_route, methods=["GET"]),
+            Route("/auth/me", self.me_route, methods=["GET"]),
+            Route("/auth/logout", self.logout_route, methods=["POST"]),
+            Route("/auth/backchannel-logout", self.backchannel_route, methods=["POST"]),
+        ]
+
+    # -- the session seam the Socket.IO gateway uses --------------------------------------
+
+    async def resolve(self, cookie_value: str) -> tuple[str, str] | None:
+        """(session id, current access token) for a session cookie, or None."""
+        session = await self._session(cookie_value)
+        if session is None or not session.authenticated:
+            return None
+        token = await self._fresh_access_token(session)
+        return (session.id, token) if token else None
+
+    # -- login ------------------------------------------------------------------------------
+
+    async def login_route(self, request: Request) -> Response:
+        now = self.clock()
+        next_path = safe_next(request.query_params.get("next"))
+        session = WebSession(
+            self.cookies.new_id(), now, now + self.login.login_timeout_s, data={"next": next_path}
+        )
+        request.scope["session"] = session.data  # authlib keeps its state here
+        try:
+            response = await self.client.redirect_to_login(request, self.redirect_uri)
+        except SsoioError as error:
+            return error_page(503, error.code, "The identity provider cannot be reached.")
+        await self.store.save(session)
+        response.headers["set-cookie"] = self.cookies.header(session.id)
+        response.headers["cache-control"] = "no-store"
+        return response
+
+    async def callback_route(self, request: Request) -> Response:
+        params = request.query_params
+        if "error" in params:  # RFC 6749 §4.1.2.1: the provider refused (access_denied...)
+            code = _short(params.get("error"))
+            audit("auth.login.refused", code=code)
+            return error_page(400, code, "The identity provider did not sign you in.")
+        transaction = await self._session(request.cookies.get(COOKIE_NAME))
+        state = params.get("state")
+        key = f"_state_ssoio_{state}"
+        if transaction is None or not state or key not in transaction.data:
+            audit("auth.login.refused", code="state_invalid")
+            return error_page(400, "state_invalid", "This sign-in link is not valid (any more).")
+        state_data = transaction.data.pop(key).get("data", {})
+        await self.store.delete(transaction.id)  # one use only, whatever happens next
+        try:
+            return await self._complete(params.get("code"), state_data, transaction)
+        except OAuthError as exc:
+            audit("auth.login.refused", code="code_rejected", error=_short(exc.error))
+            return error_page(400, "code_rejected", "The sign-in could not be completed.")
+        except AuthenticationError as error:
+            audit("auth.login.refused", code=error.code)
+            return error_page(400, error.code, "The sign-in response was not valid.")
+        except SsoioError as error:
+            return error_page(503, error.code, "The identity provider cannot be reached.")
+
+    async def _complete(
+        self, code: str | None, state_data: dict[str, Any], transaction: WebSession
+    ) -> Response:
+        if not code:
+            raise TokenMissing("the callback carries no code")
+        token = await self.client.exchange(code, state_data)
+        id_claims = await self.client.verify_id_token(
+            token.get("id_token"), state_data.get("nonce")
+        )
+        verified = await self.providers.verifier.verify(token.get("access_token"))
+        if verified.claims.get("sub") != id_claims["sub"]:
+            raise TokenMissing("the access token is for another user")
+        now = self.clock()
+        max_age = self.login.session_max_age_s
+        session = WebSession(
+            self.cookies.new_id(), now, now + max_age, issuer=verified.issuer.name,
+            subject=id_claims["sub"], idp_session=_string(id_claims.get("sid")),
+            access_token=token["access_token"], refresh_token=_string(token.get("refresh_token")),
+            id_token=token.get("id_token"), access_expires_at=verified.expires_at,
+        )  # fmt: skip
+        await self.store.save(session)
+        audit("auth.login", issuer=session.issuer, sub=session.subject)
+        response = RedirectResponse(transaction.data.get("next", "/"), status_code=303)
+        response.headers["set-cookie"] = self.cookies.header(session.id)
+        response.headers["cache-control"] = "no-store"
+        return response
+
+    # -- hand-off ---------------------------------------------------------------------------
+
+    async def token_route(self, request: Request) -> Response:
+        """The access token for same-origin pages that connect with ``auth.token``."""
+        try:
+            session = await self._signed_in(request)
+            token = await self._fresh_access_token(session)
+            if token is None:
+                raise TokenMissing("the session has ended; sign in again")
+        except SsoioError as error:
+            return error_response(error)
+        expires_in = max(0, round(session.access_expires_at - self.clock()))
+        body = {"access_token": token, "token_type": "Bearer", "expires_in": expires_in}
+        return JSONResponse(body, headers=NO_STORE)
+
+    async def me_route(self, request: Request) -> Response:
+        try:
+            session = await self._signed_in(request)
+            token = await self._fresh_access_token(session)
+            if token is None:
+                raise TokenMissing("the session has ended; sign in again")
+            principal = self.policy.principal(await self.providers.verifier.verify(token))
+        except SsoioError as error:
+            return error_response(error)
+        body = {
+            "issuer": principal.issuer, "sub": principal.subject, "username": principal.username,
+            "email": principal.email, "name": principal.name, "roles": sorted(principal.roles),
+            "groups": sorted(principal.groups), "scopes": sorted(principal.scopes),
+            "attributes": {k: list(v) for k, v in principal.attributes.items()},
+            "auto_join": list(self.policy.auto_join(principal)),
+            "expires_in": max(0, round(principal.expires_at - self.clock())),
+        }  # fmt: skip
+        return JSONResponse(body, headers=NO_STORE)
+
+    # -- logout -----------------------------------------------------------------------------
+
+    async def logout_route(self, request: Request) -> Response:
+        """CSRF-safe: the cookie is SameSite=Lax (never sent on cross-site POSTs) and the
+        request must come from an allowed origin (OWASP "verify origin with headers")."""
+        origin = request.headers.get("origin") or _origin_of(request.headers.get("referer"))
+        if origin is None or not self.gateway.origins.allows(origin):
+            return error_response(OriginDenied("log out from this site's own pages"))
+        session = await self._session(request.cookies.get(COOKIE_NAME))
+        target: str | None = self.post_logout_uri
+        if session is not None:
+            await self._end(session, "logged_out", "local")
+            target = self.client.end_session_url(session.id_token, self.post_logout_uri) or target
+        if "application/json" in request.headers.get("accept", ""):
+            response: Response = JSONResponse({"ok": True, "redirect": target}, headers=NO_STORE)
+        else:
+            response = RedirectResponse(target or "/", status_code=303, headers=NO_STORE)
+        response.headers["set-cookie"] = self.cookies.header(None)
+        return response
+
+    async def backchannel_route(self, request: Request) -> Response:
+        """BCL 1.0 §2.8: 200 when the logout succeeded, 400 when the request is invalid."""
+        try:
+            form = await request.form()
+            claims = await self._logout_claims(form.get("logout_token"))
+        except (SsoioError, ValueError) as error:
+            code = error.code if isinstance(error, SsoioError) else "invalid_request"
+            audit("auth.backchannel.refused", code=code)
+            body = {"error": "invalid_request", "error_description": code}
+            return JSONResponse(body, 400, headers=NO_STORE)
+        issuer = self.client.issuer.name
+        sid, sub = claims.get("sid"), claims.get("sub")
+        ended = await self.store.find(issuer, idp_session=sid, subject=sub if not sid else None)
+        for session_id in ended:
+            session = await self.store.load(session_id)
+            if session is not None:
+                await self._end(session, "logged_out", "backchannel")
+        sockets = await self.gateway.disconnect_session(issuer, sid, "logged_out") if sid else 0
+        if sub and not sid:
+            sockets += await self.gateway.disconnect_user(sub, "logged_out", issuer)
+        audit("auth.backchannel.logout", issuer=issuer, sub=sub, sessions=len(ended),
+              sockets=sockets)  # fmt: skip
+        return Response(status_code=200, headers=NO_STORE)
+
+    async def _logout_claims(self, token: object) -> dict[str, Any]:
+        refused = ("at+jwt", "id_token+jwt")
+        claims = await verify_signed(token, self.providers.keys, self.client.issuer, refused)
+        expected = self.client.expectations(self.login.logout_token_max_age_s)
+        check_logout_token_claims(claims, expected, self.clock())
+        replay_key = (claims["iss"], claims["jti"])
+        if replay_key in self._seen_jti:
+            raise TokenMissing("this logout token was already used")
+        self._seen_jti[replay_key] = True
+        return claims
+
+    async def _end(self, session: WebSession, code: str, how: str) -> None:
+        await self.store.delete(session.id)
+        sockets = await self.gateway.disconnect_web_session(session.id, code)
+        if session.idp_session and session.issuer:
+            sockets += await self.gateway.disconnect_session(
+                session.issuer, session.idp_session, code
+            )
+        audit("auth.logout", how=how, issuer=session.issuer, sub=session.subject, sockets=sockets)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    async def _session(self, cookie_value: str | None) -> WebSession | None:
+        session_id = self.cookies.unsign(cookie_value)
+        return await self.store.load(session_id) if session_id else None
+
+    async def _signed_in(self, request: Request) -> WebSession:
+        # Same-origin only: browsers say where a request comes from (Fetch Metadata).
+        if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+            raise OriginDenied("the token hand-off is for this site's own pages")
+        session = await self._session(request.cookies.get(COOKIE_NAME))
+        if session is None or not session.authenticated:
+            raise TokenMissing("not signed in")
+        return session
+
+    async def _fresh_access_token(self, session: WebSession) -> str | None:
+        """The session's access token, refreshed (once, for concurrent callers) when it
+        expires within ``login.refresh_margin_s``; None when the session cannot go on."""
+        if session.access_expires_at - self.clock() > self.login.refresh_margin_s:
+            return session.access_token
+        lock = self._locks.lock(session.id)
+        try:
+            async with lock:
+                current = await self.store.load(session.id)
+                if current is None:
+                    return None
+                if current.access_expires_at - self.clock() > self.login.refresh_margin_s:
+                    return current.access_token
+                return await self._refresh(current)
+        finally:
+            self._locks.release(session.id)
+
+    async def _refresh(self, session: WebSession) -> str | None:
+        if not session.refresh_token:
+            return session.access_token if session.access_expires_at > self.clock() else None
+        try:
+            token = await self.client.refresh(session.refresh_token)
+            verified = await self.providers.verifier.verify(token.get("access_token"))
+        except (OAuthError, SsoioError) as exc:
+            audit("auth.refresh.failed", sub=session.subject, kind=type(exc).__name__)
+            await self._end(session, "token_expired", "refresh_failed")
+            return None
+        session.access_token = token["access_token"]
+        session.refresh_token = _string(token.get("refresh_token")) or session.refresh_token
+        session.id_token = token.get("id_token") or session.id_token
+        session.access_expires_at = verified.expires_at
+        await self.store.save(session)
+        audit("auth.session.refreshed", sub=session.subject)
+        return session.access_token
+
+
+def _short(value: object) -> str:
+    text = str(value or "error")
+    return "".join(c for c in text[:64] if c.isalnum() or c in "_-.")
+
+
+def _string(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _origin_of(url: str | None) -> str | None:
+    return origin_of(url) if url else None

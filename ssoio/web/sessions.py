@@ -1,0 +1,172 @@
+"""Browser sessions: the browser holds a signed, random session id; everything else
+(tokens, login state) stays on the server, in a pluggable store.
+
+The cookie is HttpOnly, SameSite=Lax, ``Secure`` whenever the public URL is https or the
+mode is production, and signed (itsdangerous) so junk cookies are refused before any
+store lookup. A new id is issued at login (session fixation), sessions end at
+``login.session_max_age_s`` at the latest, and a session can be ended server-side at any
+time (local logout, back-channel logout), unlike Starlette's cookie sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from itsdangerous import BadSignature, Signer
+
+from ssoio.clock import Clock
+from ssoio.config.model import Settings
+
+__all__ = ["COOKIE_NAME", "MemorySessionStore", "SessionCookies", "SessionStore", "WebSession"]
+
+log = logging.getLogger(__name__)
+
+COOKIE_NAME = "ssoio_session"
+
+
+@dataclass(slots=True)
+class WebSession:
+    """One browser session. Before login it only carries the login transaction."""
+
+    id: str
+    created_at: float
+    expires_at: float
+    data: dict[str, Any] = field(default_factory=dict)  # authlib's state, the `next` path
+    issuer: str | None = None  # the issuer's configured name, once signed in
+    subject: str | None = None
+    idp_session: str | None = None  # the IdP's `sid`, for back-channel logout
+    access_token: str | None = None
+    refresh_token: str | None = None
+    id_token: str | None = None
+    access_expires_at: float = 0.0
+
+    @property
+    def authenticated(self) -> bool:
+        return self.access_token is not None
+
+    def __repr__(self) -> str:  # never print tokens
+        return f"WebSession(subject={self.subject!r}, issuer={self.issuer!r})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SessionStore(Protocol):
+    """Where sessions live: memory by default, Redis when clustered."""
+
+    async def load(self, session_id: str) -> WebSession | None: ...
+
+    async def save(self, session: WebSession) -> None: ...
+
+    async def delete(self, session_id: str) -> None: ...
+
+    async def find(self, issuer: str, *, idp_session: str | None = None,
+                   subject: str | None = None) -> list[str]: ...  # fmt: skip
+
+
+class MemorySessionStore:
+    """Sessions of this process; expired ones are dropped on access and by a sweep."""
+
+    def __init__(self, clock: Clock, max_sessions: int = 100_000) -> None:
+        self._clock = clock
+        self._max = max_sessions
+        self._sessions: dict[str, WebSession] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    async def load(self, session_id: str) -> WebSession | None:
+        session = self._sessions.get(session_id)
+        if session is not None and session.expires_at <= self._clock():
+            del self._sessions[session_id]
+            return None
+        return session
+
+    async def save(self, session: WebSession) -> None:
+        if session.id not in self._sessions and len(self._sessions) >= self._max:
+            self._sweep()
+        self._sessions[session.id] = session
+
+    async def delete(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+
+    async def find(self, issuer: str, *, idp_session: str | None = None,
+                   subject: str | None = None) -> list[str]:  # fmt: skip
+        return [
+            s.id for s in self._sessions.values()
+            if s.issuer == issuer
+            and (idp_session is None or s.idp_session == idp_session)
+            and (subject is None or s.subject == subject)
+        ]  # fmt: skip
+
+    def _sweep(self) -> None:
+        now = self._clock()
+        for session_id in [k for k, s in self._sessions.items() if s.expires_at <= now]:
+            del self._sessions[session_id]
+        if len(self._sessions) >= self._max:  # still full: the oldest go first
+            oldest = sorted(self._sessions.values(), key=lambda s: s.created_at)
+            for session in oldest[: len(oldest) // 10 + 1]:
+                del self._sessions[session.id]
+
+
+class SessionCookies:
+    """Signing, reading and writing the session cookie."""
+
+    def __init__(self, settings: Settings) -> None:
+        secret = settings.login.session_secret.get_secret_value()
+        if not secret:
+            # Development only (production refuses an empty secret): sessions then do not
+            # survive a restart, which is the honest consequence of not configuring one.
+            log.warning("login.session_secret is empty: using a random per-process secret")
+            secret = secrets.token_urlsafe(32)
+        self._signer = Signer(secret, salt="ssoio-session")
+        mode = settings.login.cookie_secure
+        https = settings.server.public_url.startswith("https://")
+        self.secure = mode == "always" or (
+            mode == "auto" and (https or settings.mode == "production")
+        )
+        self.max_age = int(settings.login.session_max_age_s)
+
+    @staticmethod
+    def new_id() -> str:
+        return secrets.token_urlsafe(32)
+
+    def sign(self, session_id: str) -> str:
+        return self._signer.sign(session_id).decode("ascii")
+
+    def unsign(self, value: str | None) -> str | None:
+        """The session id in a cookie value, or ``None`` for anything forged or garbled."""
+        if not value or len(value) > 256:
+            return None
+        try:
+            return self._signer.unsign(value).decode("ascii")
+        except (BadSignature, UnicodeError):
+            return None
+
+    def header(self, session_id: str | None) -> str:
+        """A ``Set-Cookie`` value (an expired one when ``session_id`` is None)."""
+        value, max_age = (self.sign(session_id), self.max_age) if session_id else ("", 0)
+        parts = [f"{COOKIE_NAME}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly"]
+        parts.append("SameSite=Lax")  # sent on top-level navigations, not cross-site POSTs
+        if self.secure:
+            parts.append("Secure")
+        return "; ".join(parts)
+
+
+class RefreshLocks:
+    """One refresh at a time per session (concurrent tabs must not race refresh tokens)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, session_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(session_id, asyncio.Lock())
+
+    def release(self, session_id: str) -> None:
+        lock = self._locks.get(session_id)
+        if lock is not None and not lock.locked():
+            del self._locks[session_id]
