@@ -13,11 +13,13 @@ are off: Socket.IO has its own heartbeat.
 
 One phase per run, against one server process whose id is given: the generator reads
 that process's CPU time (utime + stime from ``/proc/PID/stat``) and RSS
-(``/proc/PID/status``) at the phase's boundaries and prints one JSON object:
+(``/proc/PID/status``) at the phase's boundaries, and how busy other processes kept the
+server's core meanwhile (``/proc/stat``), and prints one JSON object:
 
 * ``storm``: ``--count`` connects at ``--concurrency``, each with its own token; the
   connections stay open until the phase ends. Latency: from opening the TCP connection
-  (the websocket handshake) to receiving the Socket.IO CONNECT packet.
+  (the websocket handshake) to receiving the Socket.IO CONNECT packet. The teardown that
+  follows (every client closes) is measured apart: server CPU per disconnect.
 * ``events``: ``--clients`` connections (opened before the phase) each send ``--events``
   acked events, the next only after the previous ack. Latency: send to ack.
 * ``idle``: RSS before and after ``--count`` connections are opened and left idle for
@@ -109,6 +111,35 @@ def rss_kib(pid: int) -> int:
 def own_cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
+
+
+def core_busy_seconds(core: int) -> float:
+    """Busy time of CPU ``core`` (every process), from ``/proc/stat``."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            ticks = [int(v) for v in line.split()[1:]]
+            idle = ticks[3] + ticks[4]  # idle, iowait
+            return (sum(ticks[:8]) - idle) / CLOCK_TICKS
+    return 0.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    server_cpu: float
+    own_cpu: float
+    core_busy: float
+    wall: float
+
+
+@dataclass(frozen=True)
+class Span:
+    """What one measured span cost: wall time, server CPU, load generator CPU, and the
+    share of the server's core that other processes used meanwhile (0 on a quiet host)."""
+
+    wall: float
+    server_cpu: float
+    client_cpu: float
+    other_load: float
 
 
 # -- the protocol -----------------------------------------------------------------------------
@@ -266,6 +297,8 @@ class Result:
     rss_before_kib: int | None = None
     rss_after_kib: int | None = None
     deflate: bool | None = None
+    other_load: float = 0.0
+    disconnect_cpu_s: float | None = None
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -292,20 +325,42 @@ class Phase:
         self.pid: int = args.server_pid
         self.timeout: float = args.timeout
         self.signal_profile: bool = args.signal_profile
+        self.core: int = args.server_core
 
-    def measure(self) -> tuple[float, float, float]:
-        """Start measuring: server CPU, own CPU, wall clock."""
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            cpu_seconds(self.pid), own_cpu_seconds(), core_busy_seconds(self.core),
+            time.perf_counter(),
+        )  # fmt: skip
+
+    def span(self, since: Snapshot) -> Span:
+        now = self.snapshot()
+        wall, server_cpu = now.wall - since.wall, now.server_cpu - since.server_cpu
+        other = max(0.0, now.core_busy - since.core_busy - server_cpu)
+        return Span(wall, server_cpu, now.own_cpu - since.own_cpu, other / wall if wall else 0.0)
+
+    def measure(self) -> Snapshot:
+        """Start the measured part of a phase."""
         if self.signal_profile:
             os.kill(self.pid, signal.SIGUSR1)
-        return cpu_seconds(self.pid), own_cpu_seconds(), time.perf_counter()
+        return self.snapshot()
 
-    def measured(self, since: tuple[float, float, float]) -> tuple[float, float, float]:
-        """Stop measuring: wall time, server CPU and own CPU since ``measure()``."""
-        wall = time.perf_counter() - since[2]
-        server_cpu, own = cpu_seconds(self.pid) - since[0], own_cpu_seconds() - since[1]
+    def measured(self, since: Snapshot) -> Span:
+        """End the measured part of a phase."""
+        span = self.span(since)
         if self.signal_profile:
             os.kill(self.pid, signal.SIGUSR2)
-        return wall, server_cpu, own
+        return span
+
+    async def server_quiet(self, limit: float = 10.0) -> None:
+        """Wait until the server stops using CPU (two still reads 0.2 s apart)."""
+        deadline, last = time.monotonic() + limit, cpu_seconds(self.pid)
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            now = cpu_seconds(self.pid)
+            if now == last:
+                return
+            last = now
 
     def tokens(self, count: int, prefix: str) -> list[str]:
         return connect_packets(make_tokens(self.key, self.args.issuer, count, prefix))
@@ -340,13 +395,18 @@ class Phase:
         await self.bounded(
             "connect storm", open_many(self.client, packets, concurrency, sockets.keep, tally)
         )
-        wall, server_cpu, client_cpu = self.measured(since)
+        span = self.measured(since)
         connections, deflate = len(sockets.open), sockets.deflate()
+        await self.server_quiet()
+        closing = self.snapshot()  # the teardown: every connection closed by its client
         await sockets.close()
+        await self.server_quiet()
+        disconnects = self.span(closing)
         return Result(
-            "storm", len(tally.latencies), tally.failures, tally.errors, wall, server_cpu,
-            client_cpu, percentile(tally.latencies, 50), percentile(tally.latencies, 99),
-            connections, deflate=deflate,
+            "storm", len(tally.latencies), tally.failures, tally.errors, span.wall,
+            span.server_cpu, span.client_cpu, percentile(tally.latencies, 50),
+            percentile(tally.latencies, 99), connections, deflate=deflate,
+            other_load=span.other_load, disconnect_cpu_s=disconnects.server_cpu,
         )  # fmt: skip
 
     async def events(self) -> Result:
@@ -366,13 +426,14 @@ class Phase:
         since = self.measure()
         work = (self._events_of(ws, sends, acks, tally) for ws in sockets.open)
         await self.bounded("acked events", gather(work))
-        wall, server_cpu, client_cpu = self.measured(since)
+        span = self.measured(since)
         connections, deflate = len(sockets.open), sockets.deflate()
         await sockets.close()
         return Result(
-            "events", len(tally.latencies), tally.failures, tally.errors, wall, server_cpu,
-            client_cpu, percentile(tally.latencies, 50), percentile(tally.latencies, 99),
-            connections, deflate=deflate,
+            "events", len(tally.latencies), tally.failures, tally.errors, span.wall,
+            span.server_cpu, span.client_cpu, percentile(tally.latencies, 50),
+            percentile(tally.latencies, 99), connections, deflate=deflate,
+            other_load=span.other_load,
         )  # fmt: skip
 
     async def _events_of(
@@ -394,16 +455,17 @@ class Phase:
         await self.bounded(
             "idle connects", open_many(self.client, packets, concurrency, sockets.keep, tally)
         )
-        wall, server_cpu, client_cpu = self.measured(since)
+        span = self.measured(since)
         await asyncio.sleep(self.args.settle)
         after = rss_kib(self.pid)
         connections = sum(1 for ws in sockets.open if ws.close_code is None)
         deflate = sockets.deflate()
         await sockets.close()
         return Result(
-            "idle", len(tally.latencies), tally.failures, tally.errors, wall, server_cpu,
-            client_cpu, percentile(tally.latencies, 50), percentile(tally.latencies, 99),
-            connections, before, after, deflate,
+            "idle", len(tally.latencies), tally.failures, tally.errors, span.wall,
+            span.server_cpu, span.client_cpu, percentile(tally.latencies, 50),
+            percentile(tally.latencies, 99), connections, before, after, deflate,
+            span.other_load,
         )  # fmt: skip
 
 
@@ -425,6 +487,7 @@ def main() -> None:
     parser.add_argument("phase", choices=["storm", "events", "idle"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--server-pid", type=int, required=True)
+    parser.add_argument("--server-core", type=int, default=0, help="the core it is pinned to")
     parser.add_argument("--key", required=True, help="PEM file of the issuer's RSA key")
     parser.add_argument("--issuer", required=True)
     parser.add_argument("--count", type=int, default=2000, help="connects (storm, idle)")

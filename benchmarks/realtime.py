@@ -12,8 +12,12 @@ Three phases, each run against a fresh server process, first the baseline then s
 The servers (``servers/bare.py``, ``servers/ssoio_node.py``) run pinned to core 0; this
 driver, the load generator (``loadgen.py``) and the JWKS server (``python -m http.server``
 serving a JWKS written to a temporary directory) to core 1. Server CPU per operation is
-the server process's utime + stime delta over the phase divided by the operations, which
-stays exact on a noisy machine. The report goes to stdout and ``results/realtime.md``.
+the server process's utime + stime delta over the phase divided by the operations: exact
+accounting of what the server ran, whatever else the machine does. Other processes on the
+server's core still slow it down (caches, scheduling), so the report shows how busy they
+kept that core during each phase. After the storm, the teardown (every client closes) is
+measured too: server CPU per disconnect. The report goes to stdout and
+``results/realtime.md``.
 
 When ssoio misses a target (or with ``--profile always``), the storm and event phases are
 run once more with ssoio under cProfile and the functions with the most own time are added
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import ctypes
 import json
 import os
 import platform
@@ -57,6 +62,7 @@ RESULTS = HERE / "results" / "realtime.md"
 ISSUER = "https://idp.bench.invalid/realms/bench"
 KID = "bench-1"
 SERVER_CORE, LOAD_CORE = 0, 1
+PR_SET_PDEATHSIG = 1  # prctl(2)
 PHASES = ("storm", "events", "idle")
 KINDS = ("bare", "ssoio")
 LABELS = {"bare": "bare python-socketio", "ssoio": "ssoio"}
@@ -69,13 +75,22 @@ class Target:
     metric: str
     limit: float
     unit: str
+    strict: bool = False  # "under" rather than "at most"
+
+    def met(self, value: float | None) -> bool:
+        if value is None:
+            return False
+        return value < self.limit if self.strict else value <= self.limit
+
+    def describe(self) -> str:
+        return f"{self.label} {'<' if self.strict else '≤'} {self.limit:g} {self.unit}"
 
 
 TARGETS = (
     Target("server CPU per authenticated connect", "storm", "cpu_us", 550, "µs"),
     Target("server CPU per guarded event", "events", "cpu_us", 80, "µs"),
     Target("memory per idle connection", "idle", "kib", 40, "KiB"),
-    Target("connect p99 in the storm", "storm", "p99_ms", 100, "ms"),
+    Target("connect p99 in the storm", "storm", "p99_ms", 100, "ms", strict=True),
 )
 
 
@@ -104,16 +119,22 @@ def pin(pid: int, core: int) -> None:
 
 
 def pinned_to(core: int) -> Callable[[], None]:
+    """A child's set-up: pinned to ``core``, and killed if this driver dies first."""
+
     def preexec() -> None:
         pin(0, core)
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
     return preexec
 
 
 def raise_file_limit() -> None:
+    """Thousands of sockets per process: raise the soft descriptor limit (inherited)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    wanted = 65536 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 def free_port() -> int:
@@ -224,7 +245,8 @@ class Bench:
         with self.server(kind, profile) as (server, port):
             argv = [
                 sys.executable, str(HERE / "loadgen.py"), phase, "--port", str(port),
-                "--server-pid", str(server.pid), "--key", str(self.key_file),
+                "--server-pid", str(server.pid), "--server-core", str(SERVER_CORE),
+                "--key", str(self.key_file),
                 "--issuer", ISSUER, "--count", str(count),
                 "--concurrency", str(args.concurrency), "--clients", str(args.clients),
                 "--events", str(args.events), "--settle", str(args.settle),
@@ -276,7 +298,10 @@ def metrics(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | N
             "p50_ms": r["p50_ms"],
             "p99_ms": r["p99_ms"],
             "failures": r["failures"],
+            "other_load": r["other_load"] * 100,
         }
+        if r.get("disconnect_cpu_s") is not None:
+            m["disconnect_us"] = r["disconnect_cpu_s"] / max(r["connections"], 1) * 1e6
         if phase == "idle":
             held = max(r["connections"], 1)
             m["kib"] = (r["rss_after_kib"] - r["rss_before_kib"]) / held
@@ -309,6 +334,7 @@ ROWS = (
     ("event: ack latency p50 (ms)", "events", "p50_ms", 2),
     ("event: ack latency p99 (ms)", "events", "p99_ms", 2),
     ("idle: server memory per connection (KiB)", "idle", "kib", 1),
+    ("teardown after the storm: server CPU per disconnect (µs)", "storm", "disconnect_us", 0),
     ("load generator CPU per connect (µs)", "storm", "client_us", 0),
     ("load generator CPU per event (µs)", "events", "client_us", 1),
 )
@@ -344,6 +370,11 @@ def report(
         bare, ours = m["bare"][phase].get(key), m["ssoio"][phase].get(key)
         lines.append(f"| {label} | {fmt(bare, digits)} | {fmt(ours, digits)} | "
                      f"{ratio(ours, bare)} |")  # fmt: skip
+    lines.append(
+        "| other processes' load on the server core, storm / events / idle (%) | "
+        + " | ".join(" / ".join(fmt(m[k][p]["other_load"]) for p in PHASES) for k in KINDS)
+        + " | |"
+    )
     failures = {k: {p: results[k][p]["failures"] for p in PHASES} for k in KINDS}
     lines.append(
         "| permessage-deflate negotiated | "
@@ -360,10 +391,10 @@ def report(
     all_met = True
     for target in TARGETS:
         ours, bare = m["ssoio"][target.phase][target.metric], m["bare"][target.phase][target.metric]
-        met = ours is not None and ours <= target.limit
+        met = target.met(ours)
         all_met &= met
         lines.append(
-            f"| {target.label} ≤ {target.limit:g} {target.unit} | {fmt(ours, 1)} "
+            f"| {target.describe()} | {fmt(ours, 1)} "
             f"| {fmt(bare, 1)} | {'yes' if met else '**no**'} |"
         )
     errors = [f"- {k} {p}: {e}" for k in KINDS for p in PHASES for e in results[k][p]["errors"]]
@@ -415,23 +446,60 @@ def uvicorn_auto_ws() -> str:
 
 def where(filename: str) -> str:
     """A profile entry's file, without this machine's directories."""
-    for marker in ("site-packages/", "/lib/python3"):
-        if marker in filename:
-            return filename.rsplit(marker, 1)[1]
+    if filename == "~":
+        return "~"
+    match = re.search(r"/lib/python3\.\d+/(?:site-packages/)?(.*)$", filename)
+    if match:
+        return match.group(1)
     with contextlib.suppress(ValueError):
         return str(Path(filename).relative_to(ROOT))
     return re.sub(r".*/", "", filename)
 
 
-def top_functions(stats_file: Path, limit: int) -> list[str]:
+def package(filename: str) -> str:
+    """The top-level package (or stdlib module) a profile entry belongs to."""
+    place = where(filename)
+    if place == "~":
+        return "C functions called from Python (builtins, extension methods)"
+    if place.startswith("benchmarks/"):
+        return "benchmarks"
+    return place.split("/", 1)[0].removesuffix(".py").lstrip("_") or place
+
+
+# ssoio's own entry points, whose inclusive time is what ssoio adds to each operation.
+ENTRY_POINTS = (
+    ("ssoio/realtime/gateway.py", "connect", "Gateway.connect (the whole authenticated connect)"),
+    ("ssoio/oidc/tokens.py", "verify", "TokenVerifier.verify (inside it)"),
+    ("ssoio/realtime/gateway.py", "handle_event", "Gateway.handle_event (the whole guard)"),
+)
+
+
+def top_functions(stats_file: Path, limit: int, ops: int) -> list[str]:
     stats = pstats.Stats(str(stats_file))
     entries: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
     total = sum(entry[2] for entry in entries.values()) or 1.0
-    ranked = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:limit]
-    lines = [
+    by_package: dict[str, float] = {}
+    for (filename, _line, _name), entry in entries.items():
+        key = package(filename)
+        by_package[key] = by_package.get(key, 0.0) + entry[2]
+    lines = ["Own time by package:", "", "| package | own time |", "| --- | ---: |"]
+    for name, own in sorted(by_package.items(), key=lambda item: -item[1])[:12]:
+        lines.append(f"| {name} | {own / total:.1%} |")
+    lines += ["", "Inclusive time of ssoio's entry points:", "",
+              "| entry point | share | profiled µs per op |", "| --- | ---: | ---: |"]  # fmt: skip
+    for (filename, _line, name), entry in entries.items():
+        for path, function, label in ENTRY_POINTS:
+            if name == function and where(filename) == path and entry[1]:
+                lines.append(f"| {label} | {entry[3] / total:.1%} | "
+                             f"{entry[3] / max(ops, 1) * 1e6:,.0f} |")  # fmt: skip
+    lines += [
+        "",
+        f"Top {limit} functions by own time:",
+        "",
         "| own time | own s | cum s | calls | function |",
         "| ---: | ---: | ---: | ---: | --- |",
     ]
+    ranked = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:limit]
     for (filename, line, name), (_cc, calls, own, cumulative, _callers) in ranked:
         place = f"{where(filename)}:{line}" if line else where(filename)
         lines.append(f"| {own / total:.1%} | {own:.3f} | {cumulative:.3f} | {calls:,} | "
@@ -456,7 +524,7 @@ def profile_section(bench: Bench, limit: int) -> list[str]:
             continue
         per_op = result["server_cpu_s"] / max(result["ops"], 1) * 1e6
         lines += ["", f"### {phase} (profiled: {per_op:,.0f} µs server CPU per op)", ""]
-        lines += top_functions(stats_file, limit)
+        lines += top_functions(stats_file, limit, result["ops"])
     return lines
 
 

@@ -275,14 +275,15 @@ class BrowserLogin:
         expires within ``login.refresh_margin_s``; None when the session cannot go on."""
         if session.access_expires_at - self.clock() > self.login.refresh_margin_s:
             return session.access_token
+        seen = session.access_token  # (a store may hand out the same object to every caller)
         lock = self._locks.lock(session.id)
         try:
             async with lock:
                 current = await self.store.load(session.id)
                 if current is None:
                     return None
-                if current.access_expires_at - self.clock() > self.login.refresh_margin_s:
-                    return current.access_token
+                if current.access_token != seen:
+                    return current.access_token  # refreshed while this caller waited
                 return await self._refresh(current)
         finally:
             self._locks.release(session.id)
