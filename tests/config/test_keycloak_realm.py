@@ -277,7 +277,7 @@ class TestWebClient:
         assert all(u.endswith("/auth/callback") for u in client["redirectUris"])
         assert not any("*" in u for u in client["redirectUris"])
         post_logout = client["attributes"]["post.logout.redirect.uris"].split("##")
-        assert f"{public_url()}/" in post_logout
+        assert f"{public_url()}{settings().login.post_logout_path}" in post_logout
         assert client["webOrigins"] == ["+"]
 
     def test_back_channel_logout_with_session(self) -> None:
