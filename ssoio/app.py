@@ -15,8 +15,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sized
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -25,9 +26,13 @@ import socketio
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from ssoio.audit import Observer
 from ssoio.clock import Clock, system_clock
+from ssoio.config import load_settings
 from ssoio.config.model import Settings
-from ssoio.config.policy import EventRule, FieldSpec, RequirementSpec
+from ssoio.config.policy import BUILTIN_EVENTS, EventRule, FieldSpec, RequirementSpec
+from ssoio.errors import ConfigError, Problem
+from ssoio.metrics import Metrics
 from ssoio.oidc.providers import IdentityProviders
 from ssoio.policy.engine import Policy
 from ssoio.policy.events import CompiledEvent
@@ -35,7 +40,9 @@ from ssoio.realtime.gateway import Gateway, Handler
 from ssoio.realtime.server import SocketServer
 from ssoio.web.api import api_routes
 from ssoio.web.auth import BrowserLogin
+from ssoio.web.headers import SecurityHeaders
 from ssoio.web.health import health_routes
+from ssoio.web.metrics import metrics_route
 from ssoio.web.origin_guard import OriginGuard
 from ssoio.web.sessions import MemorySessionStore, SessionStore
 
@@ -61,13 +68,21 @@ class SsoServer:
         clock: Clock = system_clock,
         http: httpx.AsyncClient | None = None,
         sessions: SessionStore | None = None,
+        config_path: str | None = None,
     ) -> None:
         self.settings = settings
+        self.config_path = config_path
         self.policy = Policy(settings)
-        self.providers = IdentityProviders(settings, clock=clock, http=http)
+        self.metrics = (
+            Metrics([*settings.events, *BUILTIN_EVENTS]) if settings.metrics.enabled else None
+        )
+        self.observe = Observer(self.metrics)
+        self.providers = IdentityProviders(settings, clock=clock, http=http, observe=self.observe)
 
         def gateway_for(transport: SocketServer) -> Gateway:
-            return Gateway(settings, self.providers, self.policy, transport, clock=clock)
+            return Gateway(
+                settings, self.providers, self.policy, transport, clock=clock, observe=self.observe
+            )
 
         self.sio = SocketServer(settings, gateway_for)
         self.gateway = self.sio.gateway
@@ -79,14 +94,21 @@ class SsoServer:
         if settings.server.insecure_allow_query_token:
             log.warning("INSECURE: server.insecure_allow_query_token is on; tokens in URLs "
                         "end up in proxy and access logs")  # fmt: skip
+        if self.metrics is not None:
+            self.gateway.timing = self.metrics.handling.observe
+            self.metrics.add_gauges(self._live_values)
         routes = [*health_routes(self.providers)]
+        if self.metrics is not None and not settings.metrics.port:
+            routes.append(metrics_route(self.metrics, settings.metrics))
         if self.login is not None:
             routes += self.login.routes()
         if settings.api.enabled:
-            routes += api_routes(self.gateway)
+            routes += api_routes(self.gateway, self.reload_file)
         self.http_app = Starlette(routes=routes, lifespan=self.lifespan)
         socket_app = socketio.ASGIApp(self.sio, other_asgi_app=self.http_app)
-        self.asgi_app: ASGIApp = OriginGuard(socket_app, self.gateway.origins)
+        guarded = OriginGuard(socket_app, self.gateway.origins, self.observe)
+        https = settings.server.public_url.startswith("https://")
+        self.asgi_app: ASGIApp = SecurityHeaders(guarded, https=https)
 
     def on(
         self,
@@ -106,6 +128,8 @@ class SsoServer:
 
         def register(handler: Handler) -> Handler:
             self.gateway.register(event, compiled, handler)
+            if self.metrics is not None:
+                self.metrics.know_event(event)
             return handler
 
         return register
@@ -126,6 +150,69 @@ class SsoServer:
         """Disconnect every socket opened with the IdP session ``session_id``."""
         return await self.gateway.disconnect_session(issuer, session_id, code)
 
+    async def reload(self, settings: Settings) -> dict[str, Any]:
+        """Apply a new, already validated configuration to this running node.
+
+        Live connections are kept and re-evaluated (``Gateway.apply``). Settings read only
+        at start (listener, TLS, metrics port, browser login) need a restart; their keys
+        are reported.
+        """
+        restart = [
+            key for key in ("server.host", "server.port", "server.tls", "metrics", "login")
+            if _dig(settings, key) != _dig(self.settings, key)
+        ]  # fmt: skip
+        policy = Policy(settings)
+        self.providers.apply(settings)
+        counts = await self.gateway.apply(settings, policy)
+        self.settings, self.policy = settings, policy
+        result = {"result": "applied", **counts, "restart_required": restart}
+        self.observe("config.reload", **result)
+        return result
+
+    async def reload_file(self, path: str | None = None) -> dict[str, Any]:
+        """Load, validate and apply the configuration file; a bad one changes nothing.
+
+        :raises ConfigError: every problem of the refused file.
+        """
+        target = path or self.config_path
+        if target is None:
+            raise ConfigError([Problem("", "this server was not started from a file")])
+        try:
+            settings = load_settings(target)
+        except ConfigError as refused:
+            self.observe("config.reload", result="refused", problems=len(refused.problems))
+            raise
+        return await self.reload(settings)
+
+    async def drain(self, grace_s: float | None = None) -> None:
+        """Graceful shutdown: refuse new sessions, let in-flight events finish (bounded),
+        then close every Engine.IO session so clients reconnect to another node."""
+        grace = self.settings.server.shutdown_grace_s if grace_s is None else grace_s
+        self.gateway.closing = True
+        pending = list(self.sio.pending_events)
+        if pending:
+            await asyncio.wait(pending, timeout=grace)
+        self.observe(
+            "server.drain", connections=len(self.gateway.connections), pending=len(pending)
+        )
+        if self.sio.eio.sockets:  # (python-engineio fails on an empty server here)
+            await self.sio.eio.disconnect()
+
+    def _live_values(self) -> dict[str, Any]:
+        connections: dict[str, int] = {}
+        for connection in self.gateway.connections:
+            connections[connection.namespace] = connections.get(connection.namespace, 0) + 1
+        store = self.login.store if self.login is not None else None
+        verifier = self.providers.verifier
+        return {
+            "connections": connections or {"/": 0},
+            "unauthenticated": self.gateway.unauthenticated_sessions,
+            "rooms": self.gateway.connections.sizes()["rooms"],
+            "browser_sessions": len(store) if isinstance(store, Sized) else 0,
+            "token_cache_hits": verifier.cache_hits,
+            "token_cache_lookups": verifier.cache_lookups,
+        }
+
     @asynccontextmanager
     async def lifespan(self, _app: object = None) -> AsyncIterator[None]:
         """Start-up and shut-down; pass it as the host app's lifespan when embedding."""
@@ -139,3 +226,10 @@ class SsoServer:
         finally:
             await self.gateway.stop()
             await self.providers.aclose()
+
+
+def _dig(settings: Settings, dotted: str) -> Any:
+    value: Any = settings
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value

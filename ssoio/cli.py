@@ -105,7 +105,7 @@ def _explain_parser(explain_cmd: argparse.ArgumentParser) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from ssoio.serving import serve
 
-    serve(load_settings(args.config), host=args.host, port=args.port)
+    serve(load_settings(args.config), host=args.host, port=args.port, config_path=args.config)
     return 0
 
 

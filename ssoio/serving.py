@@ -5,57 +5,153 @@
 * permessage-deflate only when configured: it triples memory per connection;
 * raised GC thresholds (``process.tune_garbage_collector``);
 * no access log: request lines carry query strings, and a client may put a token there;
-* no proxy headers until trusted proxies are configured (client IPs drive rate limits).
+* proxy headers only from ``server.trusted_proxies`` (client IPs drive rate limits);
+* SIGHUP reloads the configuration; SIGTERM drains (``SsoServer.drain``) then stops.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import signal
+import socket
+import ssl
 import sys
+from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from ssoio.app import SsoServer
 from ssoio.config.model import Settings
+from ssoio.config.operations import LoggingSettings
+from ssoio.errors import ConfigError
 from ssoio.process import tune_garbage_collector
+from ssoio.web.metrics import metrics_route
 
-__all__ = ["serve", "uvicorn_config"]
+__all__ = ["configure_logging", "quiet_libraries", "serve", "uvicorn_config"]
+
+log = logging.getLogger("ssoio")
 
 
 def uvicorn_config(server: SsoServer, host: str, port: int) -> uvicorn.Config:
     """The uvicorn settings ssoio runs with (shared by ``serve`` and the tests)."""
+    settings = server.settings.server
+    tls: dict[str, Any] = {}
+    if settings.tls.cert_file:
+        tls = {
+            "ssl_certfile": settings.tls.cert_file,
+            "ssl_keyfile": settings.tls.key_file,
+            "ssl_keyfile_password": settings.tls.key_password.get_secret_value() or None,
+            "ssl_ca_certs": settings.tls.ca_file or None,
+            "ssl_ciphers": settings.tls.ciphers,
+        }
+        if settings.tls.ca_file:
+            tls["ssl_cert_reqs"] = ssl.CERT_REQUIRED
     return uvicorn.Config(
         server.asgi_app,
         host=host,
         port=port,
         ws="websockets-sansio",
-        ws_per_message_deflate=server.settings.server.websocket_compression,
+        ws_per_message_deflate=settings.websocket_compression,
         lifespan="on",
         access_log=False,
         log_config=None,
-        proxy_headers=False,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
         server_header=False,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 1,
+        **tls,
     )
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """One line per record on stderr; audit records are already JSON."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, Any] = {"ts": self.formatTime(record), "level": record.levelname.lower(),
+                                "logger": record.name}  # fmt: skip
+        audit = getattr(record, "audit", None)
+        body.update(audit if isinstance(audit, dict) else {"message": record.getMessage()})
+        return json.dumps(body, default=str)
+
+
+def configure_logging(settings: LoggingSettings | None = None, level: int | None = None) -> None:
+    """Log records (audit records included) to stderr or a file, as JSON or text."""
+    settings = settings or LoggingSettings()
+    if settings.destination == "file":
+        handler: logging.Handler = logging.FileHandler(settings.file, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    if settings.format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(level if level is not None else settings.level.upper())
+    quiet_libraries()
 
 
-def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
+def quiet_libraries() -> None:
+    """Libraries whose chatter can carry secrets: authlib logs PKCE verifiers at DEBUG;
+    httpx/httpcore log request lines (an authorization code in a callback URL) and, at
+    DEBUG, headers. ssoio logs what matters about provider calls itself."""
+    for name in ("authlib", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, draining ssoio before it stops (SIGTERM, SIGINT)."""
+
+    def __init__(self, config: uvicorn.Config, sso: SsoServer) -> None:
+        super().__init__(config)
+        self.sso = sso
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.sso.drain()
+        await super().shutdown(sockets)
+
+
+def serve(
+    settings: Settings, *, host: str | None = None, port: int | None = None,
+    config_path: str | None = None,
+) -> None:  # fmt: skip
     """Run a node until interrupted."""
-    configure_logging()
+    configure_logging(settings.logging)
     tune_garbage_collector()
-    server = SsoServer(settings)
-    config = uvicorn_config(server, host or settings.server.host, port or settings.server.port)
-    logging.getLogger("ssoio").info(
-        "ssoio listening on http://%s:%s (public URL %s)", config.host, config.port,
-        settings.server.public_url,
-    )  # fmt: skip
-    uvicorn.Server(config).run()
+    asyncio.run(_serve(settings, host or settings.server.host, port or settings.server.port,
+                       config_path))  # fmt: skip
+
+
+async def _serve(settings: Settings, host: str, port: int, config_path: str | None) -> None:
+    sso = SsoServer(settings, config_path=config_path)
+    servers: list[uvicorn.Server] = [_Server(uvicorn_config(sso, host, port), sso)]
+    if settings.metrics.enabled and settings.metrics.port and sso.metrics is not None:
+        app = Starlette(routes=[metrics_route(sso.metrics, settings.metrics)])
+        metrics = uvicorn.Config(app, host=host, port=settings.metrics.port, lifespan="off",
+                                 access_log=False, log_config=None)  # fmt: skip
+        servers.append(uvicorn.Server(metrics))
+    if config_path is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload_soon, sso)
+    scheme = "https" if settings.server.tls.cert_file else "http"
+    log.info("ssoio listening on %s://%s:%s (public URL %s)", scheme, host, port,
+             settings.server.public_url)  # fmt: skip
+    if settings.server.insecure_allow_query_token:
+        log.warning("INSECURE: server.insecure_allow_query_token is on")
+    await asyncio.gather(*(server.serve() for server in servers))
+
+
+def _reload_soon(sso: SsoServer) -> None:
+    async def reload() -> None:
+        try:
+            await sso.reload_file()
+        except ConfigError as refused:
+            for problem in refused.problems:
+                log.error("config.reload.refused %s", problem)
+
+    task = asyncio.get_running_loop().create_task(reload())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task[None]] = set()

@@ -6,16 +6,24 @@ accepted when the client offers it, uvicorn's default logging (INFO, access log 
 the interpreter's default garbage collector. One ``echo`` event handler returns
 ``{"ok": True}`` as the ack. This is what an application gets before doing any tuning.
 
+``--tuned`` runs the same app the way ssoio runs itself (``ssoio.serving.uvicorn_config``
+and ``tune_garbage_collector``): websockets-sansio, no permessage-deflate, raised GC
+thresholds, WARNING logging, no access log, no proxy headers, no server header. The gap
+between it and ssoio is what ssoio itself costs.
+
 Run (``benchmarks/realtime.py`` does): ``.venv/bin/python benchmarks/servers/bare.py --port N``
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 from typing import Any
 
 import socketio
 import uvicorn
+
+from ssoio.process import GC_THRESHOLDS
 
 
 def build_app() -> Any:
@@ -32,8 +40,17 @@ def build_app() -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tuned", action="store_true", help="run it as ssoio runs itself")
     args = parser.parse_args()
-    uvicorn.run(build_app(), host="127.0.0.1", port=args.port)
+    if not args.tuned:
+        uvicorn.run(build_app(), host="127.0.0.1", port=args.port)
+        return
+    gc.set_threshold(*GC_THRESHOLDS)
+    uvicorn.run(
+        build_app(), host="127.0.0.1", port=args.port, ws="websockets-sansio",
+        ws_per_message_deflate=False, log_level="warning", access_log=False,
+        proxy_headers=False, server_header=False,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

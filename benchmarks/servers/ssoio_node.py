@@ -94,7 +94,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    configure_logging(logging.WARNING)
+    configure_logging(level=logging.WARNING)
     tune_garbage_collector()
     sso = build(args.port, args.issuer, args.jwks_uri)
     if args.profile is not None:

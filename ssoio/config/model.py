@@ -15,6 +15,7 @@ from pydantic import AfterValidator, Field, SecretStr
 
 from ssoio.config.base import Section
 from ssoio.config.login import LoginSettings
+from ssoio.config.operations import LoggingSettings, MetricsSettings
 from ssoio.config.policy import (
     ClaimMappingSettings,
     EventName,
@@ -141,6 +142,8 @@ class Settings(Section):
     limits: LimitSettings = LimitSettings()
     api: ApiSettings = ApiSettings()
     login: LoginSettings = LoginSettings()
+    logging: LoggingSettings = LoggingSettings()
+    metrics: MetricsSettings = MetricsSettings()
     tokens: TokenSettings = TokenSettings()
     issuers: tuple[IssuerSettings, ...] = Field(min_length=1)
     policy: PolicySettings = PolicySettings()

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from ssoio.config.base import Section
+from ssoio.config.operations import TlsSettings
 from ssoio.config.policy import RequirementSpec
 
 __all__ = ["ApiSettings", "BucketSettings", "LimitSettings", "RealtimeSettings", "ServerSettings"]
@@ -33,6 +34,9 @@ class ServerSettings(Section):
     allowed_origins: tuple[Origin, ...] = ()
     websocket_compression: bool = False
     insecure_allow_query_token: bool = False
+    trusted_proxies: tuple[str, ...] = ()
+    tls: TlsSettings = TlsSettings()
+    shutdown_grace_s: float = Field(10, ge=0, le=300)
 
 
 class RealtimeSettings(Section):
@@ -68,3 +72,4 @@ class ApiSettings(Section):
 
     enabled: bool = True
     requires: RequirementSpec = "scope:ssoio:emit"
+    admin_requires: RequirementSpec = "scope:ssoio:admin"

@@ -10,6 +10,7 @@ from collections import Counter
 
 from ssoio.config.model import Settings
 from ssoio.config.policy_validation import policy_problems
+from ssoio.config.production import production_problems, trusted_proxy_problems
 from ssoio.errors import Problem
 
 __all__ = ["semantic_problems"]
@@ -23,7 +24,22 @@ def semantic_problems(settings: Settings) -> list[Problem]:
         *_key_cache(settings),
         *policy_problems(settings),
         *_login(settings),
+        *_operations(settings),
+        *trusted_proxy_problems(settings),
+        *production_problems(settings),
     ]
+
+
+def _operations(settings: Settings) -> list[Problem]:
+    problems = []
+    if settings.logging.destination == "file" and not settings.logging.file:
+        problems.append(Problem("logging.file", "is required when logging.destination is file"))
+    tls = settings.server.tls
+    if bool(tls.cert_file) != bool(tls.key_file):
+        problems.append(Problem("server.tls", "cert_file and key_file go together"))
+    if settings.metrics.port and settings.metrics.port == settings.server.port:
+        problems.append(Problem("metrics.port", "must differ from server.port (0: same listener)"))
+    return problems
 
 
 def _login(settings: Settings) -> list[Problem]:

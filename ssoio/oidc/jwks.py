@@ -29,6 +29,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry, Key
 from joserfc.jws import JWSRegistry
 
+from ssoio.audit import Observer
 from ssoio.clock import Clock
 from ssoio.config.model import HMAC_ALGORITHMS, IssuerSettings
 from ssoio.errors import AlgorithmNotAllowed, AuthenticationError, IdpUnavailable, KeyUnknown
@@ -149,7 +150,9 @@ class KeyStore:
         clock: Clock,
         *,
         max_entries: int = 4096,
+        observe: Observer | None = None,
     ) -> None:
+        self._observe = observe or Observer()
         self._http = http
         self._discovery = discovery
         self._clock = clock
@@ -249,10 +252,11 @@ class KeyStore:
             key_set = parse_jwks(document, issuer.keys.max_keys)
         except IdpUnavailable as exc:
             state.failures += 1
-            log.warning("jwks.fetch.failed issuer=%s reason=%s", issuer.name, exc.message)
+            self._observe("key.fetch", issuer=issuer.name, result="failed", reason=exc.message)
             return
         finally:
             state.inflight = None
+        self._observe("key.fetch", issuer=issuer.name, result="ok", keys=len(key_set.by_kid) - 1)
         self._install(issuer, state, url, key_set)
 
     def _install(
@@ -266,10 +270,11 @@ class KeyStore:
             self._cache[(issuer.issuer, url, kid)] = _Cached(keys, expires_at, key_set.asymmetric)
         kids = tuple(sorted(k for k in key_set.by_kid if k is not None))
         if kids != state.kids:
-            log.info(
-                "jwks.rotated issuer=%s added=%s removed=%s", issuer.name,
-                sorted(set(kids) - set(state.kids)), sorted(set(state.kids) - set(kids)),
-            )  # fmt: skip
+            added, removed = (
+                sorted(set(kids) - set(state.kids)),
+                sorted(set(state.kids) - set(kids)),
+            )
+            self._observe("key.rotated", issuer=issuer.name, added=added, removed=removed)
         state.jwks_url, state.fetched_at = url, now
         state.kids = kids
 

@@ -11,6 +11,7 @@ from types import TracebackType
 
 import httpx
 
+from ssoio.audit import Observer
 from ssoio.clock import Clock, system_clock
 from ssoio.config.model import Settings
 from ssoio.oidc.discovery import Discovery
@@ -34,15 +35,27 @@ class IdentityProviders:
         *,
         clock: Clock = system_clock,
         http: httpx.AsyncClient | None = None,
+        observe: Observer | None = None,
     ) -> None:
         self.settings = settings
         self._owns_http = http is None
         self.http = http or httpx.AsyncClient(headers={"User-Agent": "ssoio"})
         self.discovery = Discovery(self.http, clock)
-        self.keys = KeyStore(self.http, self.discovery, clock)
+        self.keys = KeyStore(self.http, self.discovery, clock, observe=observe)
+        self._clock = clock
+        self.verifier = self._verifier(settings)
+
+    def apply(self, settings: Settings) -> None:
+        """Use a reloaded configuration; keys and discovery caches are kept."""
+        self.settings = settings
+        self.verifier = self._verifier(settings)
+
+    def _verifier(self, settings: Settings) -> TokenVerifier:
         introspecting = next((i for i in settings.issuers if i.introspection), None)
-        introspector = Introspector(self.http, introspecting, clock) if introspecting else None
-        self.verifier = TokenVerifier(settings, self.keys, clock=clock, introspector=introspector)
+        introspector = (
+            Introspector(self.http, introspecting, self._clock) if introspecting else None
+        )
+        return TokenVerifier(settings, self.keys, clock=self._clock, introspector=introspector)
 
     async def warm(self) -> None:
         """Load every issuer's keys now, so the first connections pay no fetch."""

@@ -79,6 +79,8 @@ class TokenVerifier:
             maxsize=max(settings.tokens.cache_size, 1)
         )
         self._cache_enabled = settings.tokens.cache_size > 0
+        self.cache_lookups = 0  # read by the metrics at scrape time
+        self.cache_hits = 0
 
     async def verify(self, token: object) -> VerifiedToken:
         """Verify ``token`` and return what it proves.
@@ -91,8 +93,10 @@ class TokenVerifier:
             raise TokenMalformed(f"the token is larger than {self._max_bytes} bytes")
         key = fingerprint(token)
         cached = self._cache.get(key)
+        self.cache_lookups += 1
         if cached is not None:
             if self._clock() <= cached.expires_at + cached.issuer.leeway_s:
+                self.cache_hits += 1
                 return cached
             del self._cache[key]  # then refused below, as token_expired
         if self._introspector is not None and looks_opaque(token):

@@ -7,8 +7,9 @@ for filtered delivery).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ssoio.policy.principal import Principal
 from ssoio.realtime.ratelimit import TokenBucket
@@ -33,6 +34,7 @@ class Connection:
     transport: str
     bucket: TokenBucket
     web_session: str | None = None  # the ssoio browser session, for cookie connects
+    claims: Mapping[str, Any] = field(default_factory=dict)  # to map again on a reload
     rooms: set[str] = field(default_factory=set)
     generation: int = 0  # bumped by each auth:refresh, so stale timers are ignored
 

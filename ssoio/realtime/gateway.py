@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ssoio.audit import audit
+from ssoio.audit import Observer
 from ssoio.clock import Clock
 from ssoio.config.model import Settings
 from ssoio.errors import (
@@ -94,8 +95,12 @@ class Gateway:
         *,
         clock: Clock,
         sessions: SessionResolver | None = None,
+        observe: Observer | None = None,
     ) -> None:
         self.settings = settings
+        self.observe = observe or Observer()
+        self.timing: Callable[[float], None] | None = None  # event handling time, seconds
+        self.closing = False  # set by a graceful shutdown: no new sessions
         self.providers = providers
         self.policy = policy
         self.transport = transport
@@ -104,10 +109,7 @@ class Gateway:
         self.connections = Connections()
         self.scheduler = Scheduler()
         self.origins = OriginPolicy(settings.server.public_url, settings.server.allowed_origins)
-        limits = settings.limits
-        self.connect_limiter = RateLimiter(limits.connects_per_ip, clock, limits.max_tracked_keys)
-        self.failed_auth = RateLimiter(limits.failed_auth_per_ip, clock, limits.max_tracked_keys)
-        self.user_events = RateLimiter(limits.events_per_user, clock, limits.max_tracked_keys)
+        self._limiters(settings)
         self.handlers: dict[str, _Embedded] = {}
         self._pending: dict[str, str] = {}  # unauthenticated Engine.IO sid -> client IP
         self._pending_per_ip: dict[str, int] = {}
@@ -121,6 +123,12 @@ class Gateway:
         self._relay_visibility = {
             e.rule.deliver_as: e.visibility for e in policy.events if e.rule.deliver_as
         }
+
+    def _limiters(self, settings: Settings) -> None:
+        limits, clock = settings.limits, self.clock
+        self.connect_limiter = RateLimiter(limits.connects_per_ip, clock, limits.max_tracked_keys)
+        self.failed_auth = RateLimiter(limits.failed_auth_per_ip, clock, limits.max_tracked_keys)
+        self.user_events = RateLimiter(limits.events_per_user, clock, limits.max_tracked_keys)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -139,12 +147,19 @@ class Gateway:
     # -- Engine.IO sessions that have not authenticated yet ------------------------------
 
     def session_opened(self, eio_sid: str, ip: str) -> bool:
-        """A new Engine.IO session; False refuses it (too many unauthenticated per IP)."""
+        """A new Engine.IO session; False refuses it (shutting down, or too many
+        unauthenticated sessions from this IP)."""
+        if self.closing:
+            return False
         if self._pending_per_ip.get(ip, 0) >= self.settings.realtime.max_unauthenticated_per_ip:
-            audit("auth.session.refused", ip=ip, code="rate_limited")
+            self.observe("auth.session.refused", ip=ip, code="rate_limited")
             return False
         self._mark_pending(eio_sid, ip)
         return True
+
+    @property
+    def unauthenticated_sessions(self) -> int:
+        return len(self._pending)
 
     def session_closed(self, eio_sid: str) -> None:
         self._unmark_pending(eio_sid)
@@ -181,17 +196,29 @@ class Gateway:
         try:
             connection = await self._admit(sid, namespace, environ, auth, ip, origin)
         except SsoioError as refusal:
-            audit("auth.connect.refused", code=refusal.code, ip=ip, origin=origin,
-                  namespace=namespace, transport=_transport(environ))  # fmt: skip
+            self.observe(
+                "auth.connect.refused",
+                code=refusal.code,
+                ip=ip,
+                origin=origin,
+                namespace=namespace,
+                transport=_transport(environ),
+            )
             raise
         self._unmark_pending(eio_sid)
         self.connections.add(connection)
         for room in self.policy.auto_join(connection.principal):
             await self._enter(connection, room)
         self._schedule_expiry(connection)
-        audit("auth.connect.accepted", issuer=connection.principal.issuer,
-              sub=connection.principal.subject, ip=ip, origin=origin, namespace=namespace,
-              transport=connection.transport)  # fmt: skip
+        self.observe(
+            "auth.connect.accepted",
+            issuer=connection.principal.issuer,
+            sub=connection.principal.subject,
+            ip=ip,
+            origin=origin,
+            namespace=namespace,
+            transport=connection.transport,
+        )
         return connection
 
     async def _admit(
@@ -204,9 +231,11 @@ class Gateway:
             raise RateLimited("too many connection attempts from this address")
         try:
             credential = find_credential(
-                auth, environ, cookie_name=SESSION_COOKIE,
+                auth,
+                environ,
+                cookie_name=SESSION_COOKIE,
                 allow_query=self.settings.server.insecure_allow_query_token,
-            )  # fmt: skip
+            )
             web_session, token = await self._token_of(credential)
             verified = await self.providers.verifier.verify(token)
             principal = self.policy.principal(verified)
@@ -218,10 +247,19 @@ class Gateway:
             raise NamespaceForbidden(decision.reason)
         bucket = TokenBucket.full(self.settings.limits.events_per_connection, self.clock())
         return Connection(
-            sid=sid, namespace=namespace, principal=principal, expires_at=verified.expires_at,
-            leeway_s=verified.issuer.leeway_s, fingerprint=verified.fingerprint, ip=ip,
-            origin=origin, transport=_transport(environ), bucket=bucket, web_session=web_session,
-        )  # fmt: skip
+            sid=sid,
+            namespace=namespace,
+            principal=principal,
+            expires_at=verified.expires_at,
+            leeway_s=verified.issuer.leeway_s,
+            fingerprint=verified.fingerprint,
+            ip=ip,
+            origin=origin,
+            transport=_transport(environ),
+            bucket=bucket,
+            web_session=web_session,
+            claims=verified.claims,
+        )
 
     async def _token_of(self, credential: Credential) -> tuple[str | None, str]:
         """(browser session id or None, access token) of a credential."""
@@ -237,8 +275,12 @@ class Gateway:
         connection = self.connections.remove(sid)
         if connection is not None:
             principal = connection.principal
-            audit("auth.disconnect", issuer=principal.issuer, sub=principal.subject,
-                  reason=str(reason))  # fmt: skip
+            self.observe(
+                "auth.disconnect",
+                issuer=principal.issuer,
+                sub=principal.subject,
+                reason=str(reason),
+            )
         if eio_sid is not None and connection is not None:
             # The transport stays open for a new authenticated connect, for a while.
             self._mark_pending(eio_sid, connection.ip)
@@ -250,13 +292,23 @@ class Gateway:
         connection = self.connections.get(sid)
         if connection is None:
             return None
+        started = time.perf_counter()
         try:
             return await self._guarded(connection, name, args)
         except SsoioError as refusal:
             principal = connection.principal
-            audit("event.denied", name=name[:100], code=refusal.code, issuer=principal.issuer,
-                  sub=principal.subject, reason=refusal.message)  # fmt: skip
+            self.observe(
+                "event.denied",
+                name=name[:100],
+                code=refusal.code,
+                issuer=principal.issuer,
+                sub=principal.subject,
+                reason=refusal.message,
+            )
             return {"ok": False, "error": refusal.as_dict()}
+        finally:
+            if self.timing is not None:
+                self.timing(time.perf_counter() - started)
 
     async def _guarded(self, connection: Connection, name: str, args: list[Any]) -> dict[str, Any]:
         now = self.clock()
@@ -283,14 +335,20 @@ class Gateway:
             result = await embedded.handler(connection.principal, authorized.payload)
             return {"ok": True, **(result or {})}
         authorized = self.policy.authorize_event(connection.principal, name, payload)
-        audit("event.allowed", name=name, rule=authorized.decision.rule,
-              sub=connection.principal.subject, room=authorized.room)  # fmt: skip
+        self.observe(
+            "event.allowed",
+            name=name,
+            rule=authorized.decision.rule,
+            sub=connection.principal.subject,
+            room=authorized.room,
+        )
         if authorized.event.rule.kick is not None:
             return {"ok": True, "kicked": await self._kick(connection, authorized)}
         if authorized.event.rule.deliver_as is not None and authorized.room is not None:
             data = delivered_payload(authorized.event, connection.principal, authorized.payload)
-            await self.deliver(authorized.room, authorized.event.rule.deliver_as, data,
-                               authorized.event.visibility)  # fmt: skip
+            await self.deliver(
+                authorized.room, authorized.event.rule.deliver_as, data, authorized.event.visibility
+            )
             return {"ok": True}
         raise UnknownEvent("no handler is registered for this event")
 
@@ -303,7 +361,9 @@ class Gateway:
             if self.policy.may_kick(authorized.event, actor.principal, target.principal):
                 await self.revoke(target, "kicked")
                 kicked += 1
-        audit("admin.kick", actor=actor.principal.subject, target=target_user[1], kicked=kicked)
+        self.observe(
+            "admin.kick", actor=actor.principal.subject, target=target_user[1], kicked=kicked
+        )
         return kicked
 
     # -- built-in events --------------------------------------------------------------------
@@ -314,14 +374,14 @@ class Gateway:
         if not decision:
             raise Forbidden(decision.reason)
         await self._enter(connection, room)
-        audit("room.join", room=room, sub=connection.principal.subject, rule=decision.rule)
+        self.observe("room.join", room=room, sub=connection.principal.subject, rule=decision.rule)
         return {"ok": True, "room": room}
 
     async def _leave(self, connection: Connection, payload: object) -> dict[str, Any]:
         room = _room_field(payload)
         if room in connection.rooms:
             await self._exit(connection, room)
-            audit("room.leave", room=room, sub=connection.principal.subject)
+            self.observe("room.leave", room=room, sub=connection.principal.subject)
         return {"ok": True, "room": room}
 
     async def _presence(self, connection: Connection, payload: object) -> dict[str, Any]:
@@ -342,16 +402,17 @@ class Gateway:
         principal = self.policy.principal(verified)
         old = connection.principal
         if (principal.issuer, principal.subject) != (old.issuer, old.subject):
-            audit("auth.refresh.refused", sub=old.subject, code="forbidden")
+            self.observe("auth.refresh.refused", sub=old.subject, code="forbidden")
             raise Forbidden("a refreshed token must be for the same user and issuer")
         if not self.policy.namespace(principal, connection.namespace):
             raise Forbidden("the refreshed token may not use this namespace")
         self.connections.replace_principal(connection, principal)
         connection.expires_at, connection.fingerprint = verified.expires_at, verified.fingerprint
+        connection.claims = verified.claims
         connection.generation += 1
         await self._reconcile_rooms(connection)
         self._schedule_expiry(connection)
-        audit("auth.refresh", issuer=principal.issuer, sub=principal.subject)
+        self.observe("auth.refresh", issuer=principal.issuer, sub=principal.subject)
         return {"ok": True, "expires_in": max(0, round(verified.expires_at - self.clock()))}
 
     async def _reconcile_rooms(self, connection: Connection) -> None:
@@ -363,10 +424,12 @@ class Gateway:
             if room not in auto and not self.policy.room(principal, room, "join"):
                 await self._exit(connection, room)
                 await self.transport.emit(
-                    "room:revoked", {"room": room, "code": "permission_revoked"},
-                    to=connection.sid, namespace=connection.namespace,
-                )  # fmt: skip
-                audit("room.revoked", room=room, sub=principal.subject)
+                    "room:revoked",
+                    {"room": room, "code": "permission_revoked"},
+                    to=connection.sid,
+                    namespace=connection.namespace,
+                )
+                self.observe("room.revoked", room=room, sub=principal.subject)
         for room in auto:
             if room not in connection.rooms:
                 await self._enter(connection, room)
@@ -391,10 +454,15 @@ class Gateway:
 
     async def revoke(self, connection: Connection, code: str) -> None:
         """Tell the client why (``auth:revoked``), then disconnect it."""
-        audit("auth.revoked", code=code, issuer=connection.principal.issuer,
-              sub=connection.principal.subject)  # fmt: skip
-        await self.transport.emit("auth:revoked", {"code": code}, to=connection.sid,
-                                  namespace=connection.namespace)  # fmt: skip
+        self.observe(
+            "auth.revoked",
+            code=code,
+            issuer=connection.principal.issuer,
+            sub=connection.principal.subject,
+        )
+        await self.transport.emit(
+            "auth:revoked", {"code": code}, to=connection.sid, namespace=connection.namespace
+        )
         await self.transport.disconnect(connection.sid, connection.namespace)
 
     async def disconnect_user(
@@ -422,6 +490,47 @@ class Gateway:
         for connection in targets:
             await self.revoke(connection, code)
         return len(targets)
+
+    async def apply(self, settings: Settings, policy: Policy) -> dict[str, int]:
+        """Use a reloaded configuration on live connections, without dropping them.
+
+        Each principal is mapped again from its token's claims; connections whose issuer
+        is gone are disconnected (``issuer_removed``), those no longer allowed in their
+        namespace too (``kicked``); rooms no longer allowed are left with
+        ``room:revoked``. Returns counts for the audit record.
+        """
+        if settings.limits != self.settings.limits:
+            self._limiters(settings)
+        self.settings, self.policy = settings, policy
+        self.origins = OriginPolicy(settings.server.public_url, settings.server.allowed_origins)
+        self._relay_visibility = {
+            e.rule.deliver_as: e.visibility for e in policy.events if e.rule.deliver_as
+        }
+        issuers = {i.name: i.issuer for i in settings.issuers}
+        counts = {"kept": 0, "disconnected": 0}
+        for connection in self.connections:
+            code = await self._reapply(connection, issuers)
+            if code is None:
+                counts["kept"] += 1
+            else:
+                await self.revoke(connection, code)
+                counts["disconnected"] += 1
+        return counts
+
+    async def _reapply(self, connection: Connection, issuers: dict[str, str]) -> str | None:
+        """Re-evaluate one connection; the revocation code when it must go."""
+        old = connection.principal
+        if issuers.get(old.issuer) != connection.claims.get("iss"):
+            return "issuer_removed"
+        try:
+            principal = self.policy.principal_from_claims(connection.claims, old.issuer)
+        except SsoioError:
+            return "kicked"
+        if not self.policy.namespace(principal, connection.namespace):
+            return "kicked"
+        self.connections.replace_principal(connection, principal)
+        await self._reconcile_rooms(connection)
+        return None
 
     def register(self, name: str, event: CompiledEvent, handler: Handler) -> None:
         """An embedding application's handler (``@sso.on``)."""
@@ -467,7 +576,7 @@ class Gateway:
         if due.kind == "unauthenticated":
             if due.key in self._pending:
                 self._unmark_pending(due.key)
-                audit("auth.session.timeout")
+                self.observe("auth.session.timeout")
                 await self.transport.close_session(due.key)
             return
         connection = self.connections.get(due.key)

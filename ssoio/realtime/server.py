@@ -37,6 +37,7 @@ from ssoio.errors import (
     SsoioError,
     UnknownEvent,
 )
+from ssoio.realtime.environ import translate_request
 from ssoio.realtime.gateway import Gateway
 
 __all__ = ["SocketServer", "refusal"]
@@ -80,8 +81,11 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             logger=False,
             engineio_logger=False,
         )
+        # python-engineio's driver table is shared by every server in the process: copy it
+        self.eio._async = {**self.eio._async, "translate_request": translate_request}
         self.gateway = gateway_factory(self)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.pending_events = self._tasks  # in-flight client events (drained at shutdown)
         for namespace in self._namespaces:
             self.on("connect", self._connect_handler(namespace), namespace=namespace)
             self.on("disconnect", self._disconnect_handler(namespace), namespace=namespace)

@@ -10,17 +10,24 @@ client-credentials token with scope ``ssoio:emit``).
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ssoio.audit import audit
-from ssoio.errors import Forbidden, InvalidPayload, PayloadTooLarge, SsoioError, TokenMalformed
+from ssoio.errors import (
+    ConfigError,
+    Forbidden,
+    InvalidPayload,
+    PayloadTooLarge,
+    SsoioError,
+    TokenMalformed,
+)
 from ssoio.policy.patterns import room_name_problem
 from ssoio.policy.principal import Principal
-from ssoio.policy.requirements import parse
+from ssoio.policy.requirements import Requirement, parse
 from ssoio.realtime.gateway import Gateway
 from ssoio.realtime.server import RESERVED_EVENTS
 from ssoio.web.responses import error_response, ok
@@ -31,19 +38,20 @@ _MAX_EVENT_NAME = 100
 _RESERVED_PREFIXES = ("auth:", "room:", "presence:")
 
 
-def api_routes(gateway: Gateway) -> list[Route]:
-    """The ``/api/v1`` routes, bound to ``gateway``."""
+def api_routes(gateway: Gateway, reload: Callable[[], Awaitable[dict[str, Any]]]) -> list[Route]:
+    """The ``/api/v1`` routes, bound to ``gateway``; ``reload`` reloads the config file."""
     requirement = parse(gateway.settings.api.requires)
+    admin = parse(gateway.settings.api.admin_requires)
     max_body = 4 * gateway.settings.realtime.max_payload_bytes
 
-    async def caller(request: Request) -> Principal:
+    async def caller(request: Request, needed: Requirement = requirement) -> Principal:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise TokenMalformed("send Authorization: Bearer <access token>")
         principal = gateway.policy.principal(await gateway.providers.verifier.verify(token.strip()))
-        if not requirement(principal):
-            raise Forbidden(f"the server API requires {requirement.describe()}")
+        if not needed(principal):
+            raise Forbidden(f"this API requires {needed.describe()}")
         return principal
 
     async def body(request: Request) -> dict[str, Any]:
@@ -65,9 +73,11 @@ def api_routes(gateway: Gateway) -> list[Route]:
             room, event = _room(document), _event(document)
             await gateway.deliver(room, event, _data(document))
         except SsoioError as error:
-            audit("api.refused", path="/api/v1/emit", code=error.code)
+            gateway.observe("api.refused", path="/api/v1/emit", code=error.code)
             return error_response(error)
-        audit("api.emit", caller=principal.subject, issuer=principal.issuer, room=room, name=event)
+        gateway.observe(
+            "api.emit", caller=principal.subject, issuer=principal.issuer, room=room, name=event
+        )
         return ok()
 
     async def disconnect(request: Request) -> JSONResponse:
@@ -79,15 +89,36 @@ def api_routes(gateway: Gateway) -> list[Route]:
                 raise InvalidPayload("the body is {sub[, issuer]}")
             count = await gateway.disconnect_user(sub, "kicked", issuer)
         except SsoioError as error:
-            audit("api.refused", path="/api/v1/disconnect", code=error.code)
+            gateway.observe("api.refused", path="/api/v1/disconnect", code=error.code)
             return error_response(error)
-        audit("api.disconnect", caller=principal.subject, issuer=principal.issuer, sub=sub,
-              disconnected=count)  # fmt: skip
+        gateway.observe(
+            "api.disconnect",
+            caller=principal.subject,
+            issuer=principal.issuer,
+            sub=sub,
+            disconnected=count,
+        )
         return ok(disconnected=count)
+
+    async def reload_config(request: Request) -> JSONResponse:
+        try:
+            principal = await caller(request, admin)
+            result = await reload()
+        except ConfigError as refused:
+            gateway.observe("api.refused", path="/api/v1/reload", code=refused.code)
+            problems = [str(p) for p in refused.problems]
+            return JSONResponse({"ok": False, "error": refused.as_dict(), "problems": problems},
+                                400, headers={"Cache-Control": "no-store"})  # fmt: skip
+        except SsoioError as error:
+            gateway.observe("api.refused", path="/api/v1/reload", code=error.code)
+            return error_response(error)
+        gateway.observe("api.reload", caller=principal.subject, issuer=principal.issuer)
+        return ok(**result)
 
     return [
         Route("/api/v1/emit", emit, methods=["POST"]),
         Route("/api/v1/disconnect", disconnect, methods=["POST"]),
+        Route("/api/v1/reload", reload_config, methods=["POST"]),
     ]
 
 

@@ -22,7 +22,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ssoio.audit import audit
 from ssoio.clock import Clock
 from ssoio.config.model import Settings
 from ssoio.errors import AuthenticationError, OriginDenied, SsoioError, TokenMissing
@@ -54,6 +53,7 @@ class BrowserLogin:
         self.providers = providers
         self.policy = policy
         self.gateway = gateway
+        self.observe = gateway.observe
         self.store = store
         self.clock = clock
         self.cookies = SessionCookies(settings)
@@ -109,23 +109,23 @@ class BrowserLogin:
         params = request.query_params
         if "error" in params:  # RFC 6749 §4.1.2.1: the provider refused (access_denied...)
             code = _short(params.get("error"))
-            audit("auth.login.refused", code=code)
+            self.observe("auth.login.refused", code=code)
             return error_page(400, code, "The identity provider did not sign you in.")
         transaction = await self._session(request.cookies.get(COOKIE_NAME))
         state = params.get("state")
         key = f"_state_ssoio_{state}"
         if transaction is None or not state or key not in transaction.data:
-            audit("auth.login.refused", code="state_invalid")
+            self.observe("auth.login.refused", code="state_invalid")
             return error_page(400, "state_invalid", "This sign-in link is not valid (any more).")
         state_data = transaction.data.pop(key).get("data", {})
         await self.store.delete(transaction.id)  # one use only, whatever happens next
         try:
             return await self._complete(params.get("code"), state_data, transaction)
         except OAuthError as exc:
-            audit("auth.login.refused", code="code_rejected", error=_short(exc.error))
+            self.observe("auth.login.refused", code="code_rejected", error=_short(exc.error))
             return error_page(400, "code_rejected", "The sign-in could not be completed.")
         except AuthenticationError as error:
-            audit("auth.login.refused", code=error.code)
+            self.observe("auth.login.refused", code=error.code)
             return error_page(400, error.code, "The sign-in response was not valid.")
         except SsoioError as error:
             return error_page(503, error.code, "The identity provider cannot be reached.")
@@ -145,13 +145,19 @@ class BrowserLogin:
         now = self.clock()
         max_age = self.login.session_max_age_s
         session = WebSession(
-            self.cookies.new_id(), now, now + max_age, issuer=verified.issuer.name,
-            subject=id_claims["sub"], idp_session=_string(id_claims.get("sid")),
-            access_token=token["access_token"], refresh_token=_string(token.get("refresh_token")),
-            id_token=token.get("id_token"), access_expires_at=verified.expires_at,
-        )  # fmt: skip
+            self.cookies.new_id(),
+            now,
+            now + max_age,
+            issuer=verified.issuer.name,
+            subject=id_claims["sub"],
+            idp_session=_string(id_claims.get("sid")),
+            access_token=token["access_token"],
+            refresh_token=_string(token.get("refresh_token")),
+            id_token=token.get("id_token"),
+            access_expires_at=verified.expires_at,
+        )
         await self.store.save(session)
-        audit("auth.login", issuer=session.issuer, sub=session.subject)
+        self.observe("auth.login", issuer=session.issuer, sub=session.subject)
         response = RedirectResponse(transaction.data.get("next", "/"), status_code=303)
         response.headers["set-cookie"] = self.cookies.header(session.id)
         response.headers["cache-control"] = "no-store"
@@ -218,7 +224,7 @@ class BrowserLogin:
             claims = await self._logout_claims(form.get("logout_token"))
         except (SsoioError, ValueError) as error:
             code = error.code if isinstance(error, SsoioError) else "invalid_request"
-            audit("auth.backchannel.refused", code=code)
+            self.observe("auth.backchannel.refused", code=code)
             body = {"error": "invalid_request", "error_description": code}
             return JSONResponse(body, 400, headers=NO_STORE)
         issuer = self.client.issuer.name
@@ -231,8 +237,9 @@ class BrowserLogin:
         sockets = await self.gateway.disconnect_session(issuer, sid, "logged_out") if sid else 0
         if sub and not sid:
             sockets += await self.gateway.disconnect_user(sub, "logged_out", issuer)
-        audit("auth.backchannel.logout", issuer=issuer, sub=sub, sessions=len(ended),
-              sockets=sockets)  # fmt: skip
+        self.observe(
+            "auth.backchannel.logout", issuer=issuer, sub=sub, sessions=len(ended), sockets=sockets
+        )
         return Response(status_code=200, headers=NO_STORE)
 
     async def _logout_claims(self, token: object) -> dict[str, Any]:
@@ -253,7 +260,9 @@ class BrowserLogin:
             sockets += await self.gateway.disconnect_session(
                 session.issuer, session.idp_session, code
             )
-        audit("auth.logout", how=how, issuer=session.issuer, sub=session.subject, sockets=sockets)
+        self.observe(
+            "auth.logout", how=how, issuer=session.issuer, sub=session.subject, sockets=sockets
+        )
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -295,7 +304,7 @@ class BrowserLogin:
             token = await self.client.refresh(session.refresh_token)
             verified = await self.providers.verifier.verify(token.get("access_token"))
         except (OAuthError, SsoioError) as exc:
-            audit("auth.refresh.failed", sub=session.subject, kind=type(exc).__name__)
+            self.observe("auth.refresh.failed", sub=session.subject, kind=type(exc).__name__)
             await self._end(session, "token_expired", "refresh_failed")
             return None
         session.access_token = token["access_token"]
@@ -303,7 +312,7 @@ class BrowserLogin:
         session.id_token = token.get("id_token") or session.id_token
         session.access_expires_at = verified.expires_at
         await self.store.save(session)
-        audit("auth.session.refreshed", sub=session.subject)
+        self.observe("auth.session.refreshed", sub=session.subject)
         return session.access_token
 
 

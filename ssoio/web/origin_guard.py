@@ -13,7 +13,7 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ssoio.audit import audit
+from ssoio.audit import Observer
 from ssoio.errors import OriginDenied
 from ssoio.realtime.origins import OriginPolicy
 
@@ -23,16 +23,19 @@ __all__ = ["OriginGuard"]
 class OriginGuard:
     """ASGI middleware: refuse disallowed origins on ``path`` (default ``/socket.io/``)."""
 
-    def __init__(self, app: ASGIApp, origins: OriginPolicy, path: str = "/socket.io/") -> None:
+    def __init__(
+        self, app: ASGIApp, origins: OriginPolicy, observe: Observer, path: str = "/socket.io/"
+    ) -> None:
         self.app = app
         self.origins = origins
+        self.observe = observe
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and str(scope["path"]).startswith(self.path):
             origin = _header(scope, b"origin")
             if not self.origins.allows(origin):
-                audit("auth.origin.refused", origin=origin, transport=scope["type"])
+                self.observe("auth.origin.refused", origin=origin, transport=scope["type"])
                 await _refuse(scope, send)
                 return
         await self.app(scope, receive, send)

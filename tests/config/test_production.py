@@ -1,0 +1,94 @@
+"""Production mode: one refusal per rule, each naming its key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ssoio.config.loading import validate_raw
+from ssoio.errors import ConfigError
+
+SECRET = "k" * 40
+
+
+def production(**changes: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "mode": "production",
+        "server": {"public_url": "https://chat.acme.example"},
+        "login": {"session_secret": SECRET},
+        "issuers": [{"name": "kc", "issuer": "https://kc.acme.example/realms/acme",
+                     "audiences": ["ssoio-api"]}],
+    }  # fmt: skip
+    for section, values in changes.items():
+        if isinstance(values, dict) and isinstance(raw.get(section), dict):
+            raw[section] = {**raw[section], **values}
+        else:
+            raw[section] = values
+    return raw
+
+
+def problems(raw: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        validate_raw(raw, {})
+    return [str(p) for p in caught.value.problems]
+
+
+def test_a_sound_production_config_loads() -> None:
+    assert validate_raw(production(), {}).mode == "production"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"server": {"public_url": "http://chat.acme.example"}},
+         "server.public_url: must be https in production mode"),
+        ({"issuers": [{"name": "kc", "issuer": "http://kc.acme.example/realms/acme",
+                       "audiences": ["x"]}]},
+         "issuers[0].issuer: must be https in production mode"),
+        ({"issuers": [{"name": "kc", "issuer": "https://kc.acme.example",
+                       "jwks_uri": "http://kc.acme.example/certs", "audiences": ["x"]}]},
+         "issuers[0].jwks_uri: must be https in production mode"),
+        ({"login": {"session_secret": ""}},
+         "login.session_secret: must be at least 32 random characters"),
+        ({"login": {"session_secret": "short"}},
+         "login.session_secret: must be at least 32 random characters"),
+        ({"login": {"session_secret": SECRET, "cookie_secure": "never"}},
+         "login.cookie_secure: cookies must be Secure in production"),
+        ({"server": {"public_url": "https://c.example", "insecure_allow_query_token": True}},
+         "server.insecure_allow_query_token: is refused in production"),
+        ({"server": {"public_url": "https://c.example", "allowed_origins": ["*"]}},
+         "server.allowed_origins: '*' is refused in production"),
+    ],
+)  # fmt: skip
+def test_each_refusal_names_its_key(changes: dict[str, Any], expected: str) -> None:
+    assert expected in problems(production(**changes))
+
+
+def test_development_allows_what_production_refuses() -> None:
+    raw = production(mode="development", server={"public_url": "http://127.0.0.1:8000",
+                                                 "insecure_allow_query_token": True})  # fmt: skip
+    assert validate_raw(raw, {}).server.insecure_allow_query_token
+
+
+def test_all_refusals_at_once() -> None:
+    raw = production(server={"public_url": "http://c.example", "allowed_origins": ["*"]},
+                     login={"session_secret": ""})  # fmt: skip
+    assert len(problems(raw)) == 3
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"server": {"trusted_proxies": ["10.0.0.0/8", "proxy.internal"]}},
+         "server.trusted_proxies[1]: is not an IP or network"),
+        ({"server": {"tls": {"cert_file": "cert.pem"}}},
+         "server.tls: cert_file and key_file go together"),
+        ({"logging": {"destination": "file"}},
+         "logging.file: is required when logging.destination is file"),
+        ({"metrics": {"port": 8000}}, "metrics.port: must differ from server.port"),
+    ],
+)  # fmt: skip
+def test_operations_problems(changes: dict[str, Any], expected: str) -> None:
+    raw = production(mode="development", **changes)
+    assert any(p.startswith(expected) for p in problems(raw))
