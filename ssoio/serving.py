@@ -55,6 +55,7 @@ def uvicorn_config(server: SsoServer, host: str, port: int) -> uvicorn.Config:
         port=port,
         ws="websockets-sansio",
         ws_per_message_deflate=settings.websocket_compression,
+        ws_ping_interval=None,  # Engine.IO sends its own heartbeats: one timer, not two
         lifespan="on",
         access_log=False,
         log_config=None,

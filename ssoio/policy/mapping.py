@@ -72,9 +72,9 @@ def map_claims(claims: Mapping[str, Any], mapping: ClaimMapping, issuer: str) ->
         username=_string(claims, mapping.username),
         email=_string(claims, mapping.email),
         name=_string(claims, mapping.name),
-        roles=frozenset(_values(claims, mapping.roles)),
-        groups=frozenset(normalise_group(g) for g in _values(claims, mapping.groups)),
-        scopes=frozenset(_values(claims, mapping.scopes, split=True)),
+        roles=_interned(frozenset(_values(claims, mapping.roles))),
+        groups=_interned(frozenset(normalise_group(g) for g in _values(claims, mapping.groups))),
+        scopes=_interned(frozenset(_values(claims, mapping.scopes, split=True))),
         attributes=MappingProxyType(
             {
                 name: tuple(_values(claims, (path,), numbers=True))
@@ -85,6 +85,17 @@ def map_claims(claims: Mapping[str, Any], mapping: ClaimMapping, issuer: str) ->
         client_id=_string(claims, mapping.client_id),
         expires_at=float(exp) if isinstance(exp, int | float) else float("inf"),
     )
+
+
+_INTERNED: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _interned(values: frozenset[str]) -> frozenset[str]:
+    """One shared set per distinct value: thousands of connections of a few kinds of users
+    then hold a few sets, not thousands (bounded: cleared when it grows too large)."""
+    if len(_INTERNED) > 10_000:
+        _INTERNED.clear()
+    return _INTERNED.setdefault(values, values)
 
 
 def _lookup(claims: Mapping[str, Any], path: str) -> Any:

@@ -39,6 +39,7 @@ from ssoio.errors import (
 )
 from ssoio.realtime.environ import translate_request
 from ssoio.realtime.gateway import Gateway
+from ssoio.realtime.manager import LocalManager
 
 __all__ = ["SocketServer", "refusal"]
 
@@ -70,6 +71,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         self._namespaces = tuple(settings.policy.namespaces)
         super().__init__(
             async_mode="asgi",
+            client_manager=LocalManager(),
             namespaces=list(self._namespaces),
             cors_allowed_origins=self._origin_allowed,
             # Larger messages than the payload limit still arrive (and get a clean
