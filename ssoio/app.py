@@ -215,15 +215,19 @@ class SsoServer:
 
     @asynccontextmanager
     async def lifespan(self, _app: object = None) -> AsyncIterator[None]:
-        """Start-up and shut-down; pass it as the host app's lifespan when embedding."""
+        """Start-up and shut-down; pass it as the host app's lifespan when embedding.
+
+        Keys are loaded in the background: start-up never waits for a slow provider (or
+        for one served by this same process, which only answers once it listens); until
+        they are loaded /readyz says so, and failed loads are retried with a back-off.
+        """
         self.gateway.start()
-        try:
-            await self.providers.warm()
-        except Exception as exc:  # keys load lazily later; /readyz reports the state
-            log.warning("startup.warm.failed kind=%s", type(exc).__name__)
+        warming = asyncio.create_task(self.providers.warm(), name="ssoio-warm-keys")
         try:
             yield
         finally:
+            warming.cancel()
+            await asyncio.gather(warming, return_exceptions=True)
             await self.gateway.stop()
             await self.providers.aclose()
 

@@ -16,6 +16,7 @@ import httpx
 from ssoio.clock import Clock
 from ssoio.config.model import IssuerSettings
 from ssoio.errors import IdpUnavailable
+from ssoio.oidc.backoff import retry_delay
 from ssoio.oidc.http import fetch_json
 
 __all__ = ["Discovery", "ProviderMetadata", "discovery_url", "parse_metadata"]
@@ -86,6 +87,7 @@ class _Entry:
     metadata: ProviderMetadata | None = None
     fetched_at: float = float("-inf")
     attempted_at: float = float("-inf")
+    failing: int = 0
     inflight: asyncio.Task[ProviderMetadata] | None = None
 
 
@@ -112,7 +114,8 @@ class Discovery:
         now = self._clock()
         if entry.metadata and now - entry.fetched_at < issuer.keys.discovery_ttl_s:
             return entry.metadata
-        if entry.inflight is None and now - entry.attempted_at >= issuer.keys.refetch_cooldown_s:
+        wait = retry_delay(issuer.keys.refetch_cooldown_s, entry.failing)
+        if entry.inflight is None and now - entry.attempted_at >= wait:
             entry.attempted_at = now
             entry.inflight = asyncio.create_task(self._fetch(issuer, entry))
         if entry.inflight is not None:
@@ -134,8 +137,10 @@ class Discovery:
             )
             entry.metadata = parse_metadata(document, issuer.issuer)
             entry.fetched_at = self._clock()
+            entry.failing = 0
             return entry.metadata
         except IdpUnavailable as exc:
+            entry.failing += 1
             log.warning("discovery.failed issuer=%s reason=%s", issuer.name, exc.message)
             raise
         finally:

@@ -33,6 +33,7 @@ from ssoio.audit import Observer
 from ssoio.clock import Clock
 from ssoio.config.model import HMAC_ALGORITHMS, IssuerSettings
 from ssoio.errors import AlgorithmNotAllowed, AuthenticationError, IdpUnavailable, KeyUnknown
+from ssoio.oidc.backoff import retry_delay
 from ssoio.oidc.discovery import Discovery
 from ssoio.oidc.http import fetch_json
 
@@ -94,6 +95,7 @@ class _IssuerState:
     kids: tuple[str, ...] = ()
     fetches: int = 0
     failures: int = 0
+    failing: int = 0  # consecutive failed fetches, for the retry back-off
 
 
 def parse_jwks(document: dict[str, Any], max_keys: int) -> KeySet:
@@ -235,7 +237,9 @@ class KeyStore:
     ) -> asyncio.Task[None] | None:
         if state.inflight is None:
             now = self._clock()
-            if now - state.attempted_at < issuer.keys.refetch_cooldown_s:
+            if now - state.attempted_at < retry_delay(
+                issuer.keys.refetch_cooldown_s, state.failing
+            ):
                 return None
             state.attempted_at = now
             state.inflight = asyncio.create_task(self._fetch(issuer, state))
@@ -252,10 +256,12 @@ class KeyStore:
             key_set = parse_jwks(document, issuer.keys.max_keys)
         except IdpUnavailable as exc:
             state.failures += 1
+            state.failing += 1
             self._observe("key.fetch", issuer=issuer.name, result="failed", reason=exc.message)
             return
         finally:
             state.inflight = None
+        state.failing = 0
         self._observe("key.fetch", issuer=issuer.name, result="ok", keys=len(key_set.by_kid) - 1)
         self._install(issuer, state, url, key_set)
 

@@ -176,6 +176,27 @@ class TestProviderDown:
         clock.advance(30)
         await providers.verifier.verify(token_factory())
 
+    async def test_failures_are_retried_with_a_growing_back_off(
+        self,
+        providers_factory: Providers,
+        token_factory: TokenFactory,
+        idp: FakeIdp,
+        clock: FakeClock,
+    ) -> None:
+        idp.down = True
+        providers = providers_factory()
+        fetches = []
+        for step in (0, 0.5, 0.6, 1.0, 2.0, 4.0, 8.0, 16.0, 29.0):
+            clock.advance(step)
+            assert await code_of(providers, token_factory()) == "idp_unavailable"
+            fetches.append(idp.fetches(DISCOVERY))
+        # tried at 0, 1.1 (1 s after), 4.1 (2 s), 8.1 (4 s), 16.1 (8 s), 32.1 (16 s); then
+        # the delay is capped at the 30 s cool-down, so 61.1 (29 s after) is not yet
+        assert fetches == [1, 1, 2, 2, 3, 4, 5, 6, 6]
+        idp.down = False
+        clock.advance(30)
+        await providers.verifier.verify(token_factory())
+
     async def test_stale_keys_serve_until_the_limit(
         self,
         providers_factory: Providers,
