@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_STAMP := tests/interop/node_modules/.installed
 
-.PHONY: install node system-deps lint test bench clean
+.PHONY: install node system-deps lint test demo bench clean
 
 install: $(STAMP)
 
@@ -34,6 +34,9 @@ lint: install
 
 test: install system-deps node lint
 	$(BIN)/pytest
+
+demo: install
+	$(BIN)/ssoio demo --config config/ssoio.example.toml --users config/dev-users.toml
 
 bench: install
 	$(BIN)/python benchmarks/token_verify.py

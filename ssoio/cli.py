@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="override server.port")
     serve.set_defaults(run=_serve)
 
+    demo = commands.add_parser("demo", help="run the demo (development IdP + demo page)")
+    demo.add_argument("--config", default="config/ssoio.example.toml")
+    demo.add_argument("--users", default="config/dev-users.toml")
+    demo.add_argument("--host", default="127.0.0.1", help="loopback only")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.set_defaults(run=_demo)
+
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
     check.set_defaults(run=_check_config)
@@ -106,6 +113,13 @@ def _serve(args: argparse.Namespace) -> int:
     from ssoio.serving import serve
 
     serve(load_settings(args.config), host=args.host, port=args.port, config_path=args.config)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ssoio.serving import run_demo
+
+    run_demo(Path(args.config), Path(args.users), args.host, args.port)
     return 0
 
 

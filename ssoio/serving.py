@@ -18,6 +18,7 @@ import signal
 import socket
 import ssl
 import sys
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -140,6 +141,33 @@ async def _serve(settings: Settings, host: str, port: int, config_path: str | No
     if settings.server.insecure_allow_query_token:
         log.warning("INSECURE: server.insecure_allow_query_token is on")
     await asyncio.gather(*(server.serve() for server in servers))
+
+
+def run_demo(config: Path, users: Path, host: str, port: int) -> None:
+    """``ssoio demo``: everything on one loopback port, until Ctrl-C."""
+    from ssoio.demo.app import build_demo, load_demo_settings
+
+    settings = load_demo_settings(config, host, port)
+    configure_logging(settings.logging.model_copy(update={"format": "text"}))
+    tune_garbage_collector()
+    demo = build_demo(settings, users)
+    config_ = uvicorn_config(demo.sso, host, port)
+    config_.app = demo.app
+    print(_DEMO_BANNER.format(url=demo.public_url), flush=True)
+    uvicorn.Server(config_).run()
+
+
+_DEMO_BANNER = """
+  ssoio demo (DEVELOPMENT ONLY) on {url}
+
+  Open {url}/ and sign in as one of the reference users:
+    alice  admin, staff  /eng    acme    chat
+    bob    staff         /sales  acme    chat
+    carol  -             -       globex  chat
+    dave   staff         /eng    acme    (no chat)
+    erin   -             /sales  acme    chat
+  Ctrl-C stops it.
+"""
 
 
 def _reload_soon(sso: SsoServer) -> None:

@@ -226,11 +226,19 @@ async function runStep(step, index, page, defaultTimeout) {
       await new Promise((resolve) => setTimeout(resolve, step.ms));
       return;
     case "wait_for_function": {
-      const handle = await page.waitForFunction(step.expression, undefined, { timeout });
-      const value = await handle.jsonValue().catch(() => null);
-      await handle.dispose();
-      emit({ type: "wait_for_function", ...base, value: value === undefined ? null : value });
-      return;
+      // Polls page.evaluate (DevTools evaluation) rather than page.waitForFunction, whose
+      // string predicates are compiled in the page and so refused by a strict
+      // Content-Security-Policy (no 'unsafe-eval'), which is what the pages under test set.
+      const deadline = Date.now() + timeout;
+      for (;;) {
+        const value = await page.evaluate(step.expression).catch(() => undefined);
+        if (value) {
+          emit({ type: "wait_for_function", ...base, value });
+          return;
+        }
+        if (Date.now() > deadline) throw new Error(`waiting for ${step.expression} timed out`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
     }
     default:
       throw new HarnessError(`unknown op ${step.op}`); // parseScript already refused it

@@ -1,0 +1,1 @@
+"""The one-command demo: development IdP, ssoio and a demo page in one process."""
