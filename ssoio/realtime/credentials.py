@@ -97,7 +97,10 @@ def _from_cookie(environ: Mapping[str, Any], name: str) -> Credential | None:
 
 
 def _query_token(environ: Mapping[str, Any]) -> str | None:
-    query = parse_qs(str(environ.get("QUERY_STRING", "")))
+    raw = str(environ.get("QUERY_STRING", ""))
+    if "token" not in raw:  # the common case, without parsing the query on every connect
+        return None
+    query = parse_qs(raw)
     for name in _QUERY_NAMES:
         values = query.get(name)
         if values:
