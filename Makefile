@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_STAMP := tests/interop/node_modules/.installed
 
-.PHONY: install node system-deps lint test demo bench clean
+.PHONY: install node system-deps lint test demo bench audit lock clean
 
 install: $(STAMP)
 
@@ -41,6 +41,43 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/token_verify.py
 	$(BIN)/python benchmarks/policy_decisions.py
+
+# Known advisories against what is pinned: constraints.txt (pip-audit, PyPI's advisory
+# data) and tests/interop/package-lock.json (npm audit; `npm audit` runs even though the
+# npm configuration says audit=false, which only concerns `npm install`). Both need their
+# advisory service; when it cannot answer, this says so and fails: never a pass it did
+# not get.
+audit: install
+	@status=0; out=$$(mktemp); \
+	echo "== pip-audit: constraints.txt"; \
+	$(BIN)/pip-audit --requirement constraints.txt --no-deps --disable-pip --strict \
+	    --progress-spinner off >$$out 2>&1; code=$$?; cat $$out; \
+	if [ $$code -eq 0 ]; then echo "pip-audit: no known vulnerabilities"; \
+	elif grep -q 'known vulnerabilit' $$out; then status=1; echo "pip-audit: VULNERABLE pins (above)"; \
+	else status=1; echo "pip-audit: NO RESULT: the advisory service could not be reached or did not answer for every package (above)"; fi; \
+	echo "== npm audit: tests/interop/package-lock.json"; \
+	if ! command -v npm >/dev/null 2>&1; then status=1; echo "npm audit: NO RESULT: npm is not installed (make node installs it)"; \
+	else (cd tests/interop && npm audit --omit=dev) >$$out 2>&1; code=$$?; cat $$out; \
+	  if [ $$code -eq 0 ]; then echo "npm audit: no known vulnerabilities"; \
+	  elif grep -Eq '^[0-9]+ (low |moderate |high |critical )?(severity )?vulnerabilit' $$out; then status=1; echo "npm audit: VULNERABLE packages (above)"; \
+	  else status=1; echo "npm audit: NO RESULT: the registry's audit endpoint could not be reached or refused the request (above)"; fi; \
+	fi; \
+	rm -f $$out; \
+	if [ $$status -ne 0 ]; then echo "make audit: FAILED (vulnerable, or not checked)"; fi; \
+	exit $$status
+
+# Regenerate constraints.txt from a fresh virtual environment with the newest versions
+# pyproject.toml allows (ssoio itself excluded). Then: make test, make audit, review the
+# diff, commit. See docs/operating.md, "Dependency updates".
+lock:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/python" -m pip install --quiet --upgrade pip; \
+	"$$tmp/venv/bin/python" -m pip install --quiet -e '.[dev]'; \
+	"$$tmp/venv/bin/python" -m pip freeze --exclude-editable >"$$tmp/freeze.txt"; \
+	grep -iv '^ssoio[=@ ]' "$$tmp/freeze.txt" >"$$tmp/constraints.txt"; \
+	mv "$$tmp/constraints.txt" constraints.txt; \
+	echo "constraints.txt regenerated; now: make test && make audit, review git diff constraints.txt"
 
 clean:
 	rm -rf $(VENV) tests/interop/node_modules .mypy_cache .ruff_cache .pytest_cache

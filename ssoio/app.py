@@ -28,6 +28,9 @@ from starlette.types import ASGIApp
 
 from ssoio.audit import Observer
 from ssoio.clock import Clock, system_clock
+from ssoio.cluster.bus import ClusterBus
+from ssoio.cluster.node import ClusterManager, link, shared_limiter
+from ssoio.cluster.state import RedisReplayCache, RedisSessionStore
 from ssoio.config import load_settings
 from ssoio.config.model import Settings
 from ssoio.config.policy import BUILTIN_EVENTS, EventRule, FieldSpec, RequirementSpec
@@ -84,13 +87,26 @@ class SsoServer:
                 settings, self.providers, self.policy, transport, clock=clock, observe=self.observe
             )
 
-        self.sio = SocketServer(settings, gateway_for)
+        self.bus: ClusterBus | None = None
+        manager = None
+        if settings.cluster.enabled:
+            self.bus = ClusterBus(settings.cluster, self.observe)
+            manager = ClusterManager(settings.cluster.redis_url,
+                                     channel=f"{settings.cluster.channel}:socketio")  # fmt: skip
+        self.sio = SocketServer(settings, gateway_for, manager)
         self.gateway = self.sio.gateway
+        if self.bus is not None:
+            link(self.gateway, self.bus, self._reload_from_cluster)
+            self.gateway.use_shared_limits(shared_limiter(self.bus, settings, clock))
         self.login: BrowserLogin | None = None
         if settings.login.enabled:
             self.login = BrowserLogin(settings, self.providers, self.policy, self.gateway,
-                                      sessions or MemorySessionStore(clock), clock)  # fmt: skip
+                                      sessions or self._session_store(clock), clock)  # fmt: skip
             self.gateway.sessions = self.login
+            if self.bus is not None:
+                ttl = settings.login.logout_token_max_age_s * 2
+                prefix = f"{settings.cluster.channel}:jti"
+                self.login.replay = RedisReplayCache(self.bus.redis, prefix, ttl)
         if settings.server.insecure_allow_query_token:
             log.warning("INSECURE: server.insecure_allow_query_token is on; tokens in URLs "
                         "end up in proxy and access logs")  # fmt: skip
@@ -169,7 +185,25 @@ class SsoServer:
         self.observe("config.reload", **result)
         return result
 
-    async def reload_file(self, path: str | None = None) -> dict[str, Any]:
+    def _session_store(self, clock: Clock) -> SessionStore:
+        if self.bus is None:
+            return MemorySessionStore(clock)
+        secret = self.settings.login.session_secret.get_secret_value()
+        prefix = self.settings.cluster.channel
+        return RedisSessionStore(self.bus.redis, prefix, secret, clock)
+
+    async def _reload_from_cluster(self) -> None:
+        """Another node reloaded: load this node's own copy of the file (same content)."""
+        if self.config_path is None:
+            return
+        try:
+            await self.reload_file(broadcast=False)
+        except ConfigError as refused:
+            log.error("config.reload.refused problems=%d", len(refused.problems))
+
+    async def reload_file(
+        self, path: str | None = None, *, broadcast: bool = True
+    ) -> dict[str, Any]:
         """Load, validate and apply the configuration file; a bad one changes nothing.
 
         :raises ConfigError: every problem of the refused file.
@@ -182,7 +216,10 @@ class SsoServer:
         except ConfigError as refused:
             self.observe("config.reload", result="refused", problems=len(refused.problems))
             raise
-        return await self.reload(settings)
+        result = await self.reload(settings)
+        if broadcast and self.bus is not None:  # every node applies its own copy
+            result["nodes_told"] = await self.bus.publish("reload", {})
+        return result
 
     async def drain(self, grace_s: float | None = None) -> None:
         """Graceful shutdown: refuse new sessions, let in-flight events finish (bounded),
@@ -223,12 +260,16 @@ class SsoServer:
         """
         self.gateway.start()
         warming = asyncio.create_task(self.providers.warm(), name="ssoio-warm-keys")
+        if self.bus is not None:
+            await self.bus.start()
         try:
             yield
         finally:
             warming.cancel()
             await asyncio.gather(warming, return_exceptions=True)
             await self.gateway.stop()
+            if self.bus is not None:
+                await self.bus.stop()
             await self.providers.aclose()
 
 

@@ -20,6 +20,7 @@ wrapped with ``raise ... from exc``; translation to HTTP statuses or Socket.IO
     │   ├── TokenRevoked             token_revoked
     │   ├── ClaimsInvalid            claims_invalid
     │   └── IdpUnavailable           idp_unavailable
+    ├── ClusterUnavailable           cluster_unavailable (Redis unreachable: an extension)
     ├── AccessDenied                 -> "forbidden": identity is fine, the action is not
     │   ├── OriginDenied             origin_denied
     │   ├── RateLimited              rate_limited
@@ -43,6 +44,7 @@ __all__ = [
     "AudienceMismatch",
     "AuthenticationError",
     "ClaimsInvalid",
+    "ClusterUnavailable",
     "ConfigError",
     "Forbidden",
     "IdpUnavailable",
@@ -174,6 +176,13 @@ class ClaimsInvalid(AuthenticationError):
 class IdpUnavailable(AuthenticationError):
     code = "idp_unavailable"
     default_message = "the identity provider cannot be reached"
+
+
+class ClusterUnavailable(SsoioError):
+    """What needs the cluster's shared state (Redis) cannot be done right now."""
+
+    code = "cluster_unavailable"
+    default_message = "shared state is unavailable; try again shortly"
 
 
 class AccessDenied(SsoioError):

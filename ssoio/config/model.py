@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, SecretStr
 
 from ssoio.config.base import Section
+from ssoio.config.cluster import ClusterSettings
 from ssoio.config.login import LoginSettings
 from ssoio.config.operations import LoggingSettings, MetricsSettings
 from ssoio.config.policy import (
@@ -144,6 +145,7 @@ class Settings(Section):
     login: LoginSettings = LoginSettings()
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
+    cluster: ClusterSettings = ClusterSettings()
     tokens: TokenSettings = TokenSettings()
     issuers: tuple[IssuerSettings, ...] = Field(min_length=1)
     policy: PolicySettings = PolicySettings()

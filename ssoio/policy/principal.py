@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 __all__ = ["Principal", "encode_segment"]
 
@@ -68,3 +69,28 @@ def _encode_char(char: str) -> str:
     if char in _ENCODED or char.isspace() or not char.isprintable():
         return "".join(f"%{byte:02X}" for byte in char.encode("utf-8", "surrogatepass"))
     return char
+
+
+def principal_to_dict(principal: Principal) -> dict[str, Any]:
+    """Plain JSON for another node (presence, kicks); never any token material."""
+    return {
+        "issuer": principal.issuer, "subject": principal.subject,
+        "username": principal.username, "email": principal.email, "name": principal.name,
+        "roles": sorted(principal.roles), "groups": sorted(principal.groups),
+        "scopes": sorted(principal.scopes),
+        "attributes": {k: list(v) for k, v in principal.attributes.items()},
+        "session_id": principal.session_id, "client_id": principal.client_id,
+    }  # fmt: skip
+
+
+def principal_from_dict(data: Mapping[str, Any]) -> Principal:
+    """The inverse of ``principal_to_dict`` (for data from another node of the cluster)."""
+    attributes = data.get("attributes") or {}
+    return Principal(
+        issuer=str(data["issuer"]), subject=str(data["subject"]),
+        username=data.get("username"), email=data.get("email"), name=data.get("name"),
+        roles=frozenset(data.get("roles") or ()), groups=frozenset(data.get("groups") or ()),
+        scopes=frozenset(data.get("scopes") or ()),
+        attributes=MappingProxyType({str(k): tuple(v) for k, v in attributes.items()}),
+        session_id=data.get("session_id"), client_id=data.get("client_id"),
+    )  # fmt: skip

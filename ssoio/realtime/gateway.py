@@ -13,13 +13,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ssoio.audit import Observer
 from ssoio.clock import Clock
+from ssoio.cluster.bus import ClusterBus
 from ssoio.config.model import Settings
+from ssoio.config.server import BucketSettings
 from ssoio.errors import (
     AuthenticationError,
     Forbidden,
@@ -35,7 +37,7 @@ from ssoio.oidc.providers import IdentityProviders
 from ssoio.policy.engine import AuthorizedEvent, Policy
 from ssoio.policy.events import CompiledEvent, delivered_payload
 from ssoio.policy.patterns import room_name_problem
-from ssoio.policy.principal import Principal
+from ssoio.policy.principal import Principal, principal_from_dict, principal_to_dict
 from ssoio.policy.visibility import FieldVisibility
 from ssoio.realtime.connections import Connection, Connections
 from ssoio.realtime.credentials import Credential, find_credential
@@ -63,10 +65,24 @@ class SessionResolver(Protocol):
     async def resolve(self, cookie_value: str) -> tuple[str, str] | None: ...
 
 
+class Limiter(Protocol):
+    async def allow(self, key: Hashable) -> bool: ...
+
+    async def peek(self, key: Hashable) -> bool: ...
+
+
 class Transport(Protocol):
     """What the gateway needs of the Socket.IO server (``server.SsoioSocketServer``)."""
 
-    async def emit(self, event: str, data: Any, *, to: str | list[str], namespace: str) -> None: ...
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        *,
+        to: str | list[str],
+        namespace: str,
+        ignore_queue: bool = False,
+    ) -> None: ...
 
     async def enter(self, sid: str, room: str, namespace: str) -> None: ...
 
@@ -101,10 +117,12 @@ class Gateway:
         self.observe = observe or Observer()
         self.timing: Callable[[float], None] | None = None  # event handling time, seconds
         self.closing = False  # set by a graceful shutdown: no new sessions
+        self.cluster: ClusterBus | None = None  # set when nodes share state over Redis
         self.providers = providers
         self.policy = policy
         self.transport = transport
         self.clock = clock
+        self.shared_limiter: Callable[[str, BucketSettings, RateLimiter], Limiter] | None = None
         self.sessions = sessions
         self.connections = Connections()
         self.scheduler = Scheduler()
@@ -125,10 +143,26 @@ class Gateway:
         }
 
     def _limiters(self, settings: Settings) -> None:
-        limits, clock = settings.limits, self.clock
-        self.connect_limiter = RateLimiter(limits.connects_per_ip, clock, limits.max_tracked_keys)
-        self.failed_auth = RateLimiter(limits.failed_auth_per_ip, clock, limits.max_tracked_keys)
-        self.user_events = RateLimiter(limits.events_per_user, clock, limits.max_tracked_keys)
+        limits, clock, keys = settings.limits, self.clock, settings.limits.max_tracked_keys
+        connects = RateLimiter(limits.connects_per_ip, clock, keys)
+        failed = RateLimiter(limits.failed_auth_per_ip, clock, keys)
+        self.connect_limiter: Limiter = connects
+        self.failed_auth: Limiter = failed
+        if self.shared_limiter is not None:  # a cluster: one budget per IP across nodes
+            self.connect_limiter = self.shared_limiter("connects", limits.connects_per_ip, connects)
+            self.failed_auth = self.shared_limiter("failed_auth", limits.failed_auth_per_ip, failed)
+        # events per user stay per node: a round trip to Redis per event is not worth it
+        self.user_events = RateLimiter(limits.events_per_user, clock, keys)
+
+    def use_shared_limits(
+        self, factory: Callable[[str, BucketSettings, RateLimiter], Limiter]
+    ) -> None:
+        """Rate limits shared by a cluster's nodes (see ``cluster.node.shared_limiter``)."""
+        self.shared_limiter = factory
+        self._limiters(self.settings)
+
+    def relay_visibility(self, event: str) -> FieldVisibility | None:
+        return self._relay_visibility.get(event)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -227,7 +261,7 @@ class Gateway:
     ) -> Connection:  # fmt: skip
         if not self.origins.allows(origin):
             raise OriginDenied()
-        if not self.connect_limiter.take(ip) or not self.failed_auth.has_token(ip):
+        if not await self.connect_limiter.allow(ip) or not await self.failed_auth.peek(ip):
             raise RateLimited("too many connection attempts from this address")
         try:
             credential = find_credential(
@@ -240,7 +274,7 @@ class Gateway:
             verified = await self.providers.verifier.verify(token)
             principal = self.policy.principal(verified)
         except AuthenticationError:
-            self.failed_auth.take(ip)
+            await self.failed_auth.allow(ip)
             raise
         decision = self.policy.namespace(principal, namespace)
         if not decision:
@@ -312,7 +346,7 @@ class Gateway:
 
     async def _guarded(self, connection: Connection, name: str, args: list[Any]) -> dict[str, Any]:
         now = self.clock()
-        if not connection.bucket.take(now) or not self.user_events.take(connection.user):
+        if not connection.bucket.take(now) or not await self.user_events.allow(connection.user):
             raise RateLimited()
         if len(args) > 1:
             raise InvalidPayload("an event carries one JSON payload")
@@ -356,14 +390,26 @@ class Gateway:
         # Targets in another tenant are skipped silently: answering "forbidden" would tell
         # an admin whether someone outside their scope is online.
         target_user = (actor.principal.issuer, str(authorized.payload["sub"]))
-        kicked = 0
-        for target in self.connections.of_user(target_user):
-            if self.policy.may_kick(authorized.event, actor.principal, target.principal):
-                await self.revoke(target, "kicked")
-                kicked += 1
+        kicked = await self.kick_here(authorized.event.name, actor.principal, target_user[1])
+        kicked += await self._count_elsewhere("kick", {
+            "event": authorized.event.name, "actor": principal_to_dict(actor.principal),
+            "sub": target_user[1],
+        })  # fmt: skip
         self.observe(
             "admin.kick", actor=actor.principal.subject, target=target_user[1], kicked=kicked
         )
+        return kicked
+
+    async def kick_here(self, event_name: str, actor: Principal, sub: str) -> int:
+        """Kick this node's connections of ``sub`` that ``actor`` may kick."""
+        event = self.policy.events.find(event_name)
+        kicked = 0
+        if event is None:
+            return kicked
+        for target in self.connections.of_user((actor.issuer, sub)):
+            if self.policy.may_kick(event, actor, target.principal):
+                await self.revoke(target, "kicked")
+                kicked += 1
         return kicked
 
     # -- built-in events --------------------------------------------------------------------
@@ -390,10 +436,23 @@ class Gateway:
         if not decision:
             raise Forbidden(decision.reason)
         seen: dict[tuple[str, str], Principal] = {}
-        for member in self.connections.members(room):
-            seen.setdefault(member.user, member.principal)
+        for member in self.members_here(room):
+            seen.setdefault((member.issuer, member.subject), member)
+        complete = True
+        if self.cluster is not None:
+            answers, complete = await self.cluster.request("presence", {"room": room})
+            for answer in answers:
+                for item in answer if isinstance(answer, list) else []:
+                    member = principal_from_dict(item)
+                    seen.setdefault((member.issuer, member.subject), member)
         members = self.policy.presence_view(connection.principal, seen.values())
-        return {"ok": True, "room": room, "members": members}
+        answer = {"ok": True, "room": room, "members": members}
+        if not complete:
+            answer["partial"] = True  # some node did not answer (the cluster is degraded)
+        return answer
+
+    def members_here(self, room: str) -> list[Principal]:
+        return [member.principal for member in self.connections.members(room)]
 
     async def _refresh(self, connection: Connection, payload: object) -> dict[str, Any]:
         if not isinstance(payload, dict) or not isinstance(payload.get("token"), str):
@@ -428,6 +487,7 @@ class Gateway:
                     {"room": room, "code": "permission_revoked"},
                     to=connection.sid,
                     namespace=connection.namespace,
+                    ignore_queue=True,
                 )
                 self.observe("room.revoked", room=room, sub=principal.subject)
         for room in auto:
@@ -440,17 +500,31 @@ class Gateway:
         self, room: str, event: str, payload: Mapping[str, Any],
         visibility: FieldVisibility | None = None, namespace: str = "/",
     ) -> None:  # fmt: skip
-        """Emit ``event`` to ``room``, each recipient seeing only the fields it may see."""
+        """Emit ``event`` to ``room``, each recipient seeing only the fields it may see.
+
+        Unfiltered events go through python-socketio's manager (every node); filtered ones
+        are filtered by each node for its own members (the cluster bus carries them).
+        """
         visibility = visibility or self._relay_visibility.get(event) or FieldVisibility()
         if not visibility.rules:
             await self.transport.emit(event, dict(payload), to=room_key(room), namespace=namespace)
             return
+        await self.deliver_here(room, event, payload, visibility, namespace)
+        if self.cluster is not None:
+            body = {"room": room, "event": event, "payload": dict(payload), "namespace": namespace,
+                    "visible": [name for name, _ in visibility.rules]}  # fmt: skip
+            await self.cluster.publish("deliver", body)
+
+    async def deliver_here(
+        self, room: str, event: str, payload: Mapping[str, Any],
+        visibility: FieldVisibility, namespace: str,
+    ) -> None:  # fmt: skip
         groups: dict[frozenset[str], list[str]] = {}
         for member in self.connections.members(room):
             groups.setdefault(visibility.hidden_from(member.principal), []).append(member.sid)
         for hidden, sids in groups.items():
             view = {k: v for k, v in payload.items() if k not in hidden}
-            await self.transport.emit(event, view, to=sids, namespace=namespace)
+            await self.transport.emit(event, view, to=sids, namespace=namespace, ignore_queue=True)
 
     async def revoke(self, connection: Connection, code: str) -> None:
         """Tell the client why (``auth:revoked``), then disconnect it."""
@@ -461,35 +535,64 @@ class Gateway:
             sub=connection.principal.subject,
         )
         await self.transport.emit(
-            "auth:revoked", {"code": code}, to=connection.sid, namespace=connection.namespace
+            "auth:revoked",
+            {"code": code},
+            to=connection.sid,
+            namespace=connection.namespace,
+            ignore_queue=True,
         )
         await self.transport.disconnect(connection.sid, connection.namespace)
 
     async def disconnect_user(
         self, sub: str, code: str = "kicked", issuer: str | None = None
     ) -> int:
-        """Disconnect every connection of ``sub`` (of ``issuer``, or of any issuer)."""
+        """Disconnect every connection of ``sub`` (of ``issuer``, or of any issuer), on
+        every node."""
         targets = [
             c for c in self.connections
             if c.principal.subject == sub and issuer in (None, c.principal.issuer)
         ]  # fmt: skip
-        for connection in targets:
-            await self.revoke(connection, code)
-        return len(targets)
+        body = {"what": "user", "sub": sub, "issuer": issuer, "code": code}
+        return await self._revoke_all(targets, code) + await self._count_elsewhere("revoke", body)
 
     async def disconnect_web_session(self, web_session: str, code: str) -> int:
         """Disconnect every connection opened with the ssoio browser session's cookie."""
         targets = [c for c in self.connections if c.web_session == web_session]
+        body = {"what": "web_session", "id": web_session, "code": code}
+        return await self._revoke_all(targets, code) + await self._count_elsewhere("revoke", body)
+
+    async def disconnect_session(self, issuer: str, session_id: str, code: str) -> int:
+        """Disconnect every connection opened with IdP session ``session_id``, everywhere."""
+        targets = self.connections.of_session((issuer, session_id))
+        body = {"what": "idp_session", "issuer": issuer, "sid": session_id, "code": code}
+        return await self._revoke_all(targets, code) + await self._count_elsewhere("revoke", body)
+
+    async def revoke_here(self, body: dict[str, Any]) -> int:
+        """The local part of a disconnect another node asked for (the cluster bus)."""
+        code, what = str(body.get("code", "kicked")), body.get("what")
+        if what == "user":
+            issuer = body.get("issuer")
+            targets = [c for c in self.connections if c.principal.subject == body.get("sub")
+                       and issuer in (None, c.principal.issuer)]  # fmt: skip
+        elif what == "web_session":
+            targets = [c for c in self.connections if c.web_session == body.get("id")]
+        elif what == "idp_session":
+            targets = self.connections.of_session((str(body.get("issuer")), str(body.get("sid"))))
+        else:
+            return 0
+        return await self._revoke_all(targets, code)
+
+    async def _revoke_all(self, targets: list[Connection], code: str) -> int:
         for connection in targets:
             await self.revoke(connection, code)
         return len(targets)
 
-    async def disconnect_session(self, issuer: str, session_id: str, code: str) -> int:
-        """Disconnect every connection opened with IdP session ``session_id``."""
-        targets = self.connections.of_session((issuer, session_id))
-        for connection in targets:
-            await self.revoke(connection, code)
-        return len(targets)
+    async def _count_elsewhere(self, kind: str, body: dict[str, Any]) -> int:
+        """Ask the other nodes to act and add up what they report (0 when alone)."""
+        if self.cluster is None:
+            return 0
+        answers, _complete = await self.cluster.request(kind, body)
+        return sum(a for a in answers if isinstance(a, int) and not isinstance(a, bool))
 
     async def apply(self, settings: Settings, policy: Policy) -> dict[str, int]:
         """Use a reloaded configuration on live connections, without dropping them.

@@ -66,6 +66,14 @@ class RateLimiter:
         """Spend one token of ``key``'s bucket; False when it is empty."""
         return self._bucket(key).take(self._clock())
 
+    async def allow(self, key: Hashable) -> bool:
+        """``take``, with the interface the cluster's shared limiter also has."""
+        return self.take(key)
+
+    async def peek(self, key: Hashable) -> bool:
+        """``has_token``, with the interface the cluster's shared limiter also has."""
+        return self.has_token(key)
+
     def has_token(self, key: Hashable) -> bool:
         """Whether ``key`` could spend a token now, without spending it."""
         bucket = self._buckets.get(key)

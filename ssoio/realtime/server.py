@@ -64,14 +64,17 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     """The Socket.IO server of one ssoio node; also the gateway's ``Transport``."""
 
     def __init__(
-        self, settings: Settings, gateway_factory: Callable[[SocketServer], Gateway]
+        self,
+        settings: Settings,
+        gateway_factory: Callable[[SocketServer], Gateway],
+        manager: Any = None,
     ) -> None:
         realtime = settings.realtime
         self._max_payload = realtime.max_payload_bytes
         self._namespaces = tuple(settings.policy.namespaces)
         super().__init__(
             async_mode="asgi",
-            client_manager=LocalManager(),
+            client_manager=manager or LocalManager(),
             namespaces=list(self._namespaces),
             cors_allowed_origins=self._origin_allowed,
             # Larger messages than the payload limit still arrive (and get a clean

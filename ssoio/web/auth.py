@@ -15,7 +15,7 @@ OpenID Connect Back-Channel Logout.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from cachetools import TTLCache
 from starlette.requests import Request
@@ -41,6 +41,10 @@ __all__ = ["BrowserLogin"]
 log = logging.getLogger(__name__)
 
 
+class ReplayCache(Protocol):
+    async def first_use(self, issuer: str, jti: str) -> bool | None: ...
+
+
 class BrowserLogin:
     """The login issuer's browser flow, sessions and logout, for one node."""
 
@@ -60,6 +64,7 @@ class BrowserLogin:
         self.client = LoginClient(settings, providers, clock)
         self._locks = RefreshLocks()
         # BCL 1.0 §2.6 step 7 (optional, done here): a logout token's jti is used once
+        self.replay: ReplayCache | None = None  # shared by a cluster's nodes
         self._seen_jti: TTLCache[tuple[str, str], bool] = TTLCache(
             maxsize=100_000, ttl=settings.login.logout_token_max_age_s * 2, timer=clock
         )
@@ -247,11 +252,18 @@ class BrowserLogin:
         claims = await verify_signed(token, self.providers.keys, self.client.issuer, refused)
         expected = self.client.expectations(self.login.logout_token_max_age_s)
         check_logout_token_claims(claims, expected, self.clock())
-        replay_key = (claims["iss"], claims["jti"])
-        if replay_key in self._seen_jti:
+        if not await self._first_use(claims["iss"], claims["jti"]):
             raise TokenMissing("this logout token was already used")
-        self._seen_jti[replay_key] = True
         return claims
+
+    async def _first_use(self, issuer: str, jti: str) -> bool:
+        # With a cluster, the jti is checked in Redis (any node may receive the token);
+        # when Redis cannot tell, this node's memory still refuses local replays rather
+        # than refusing the logout itself.
+        shared = await self.replay.first_use(issuer, jti) if self.replay else None
+        local = (issuer, jti) not in self._seen_jti
+        self._seen_jti[(issuer, jti)] = True
+        return local if shared is None else shared and local
 
     async def _end(self, session: WebSession, code: str, how: str) -> None:
         await self.store.delete(session.id)

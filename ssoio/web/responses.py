@@ -6,7 +6,13 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from ssoio.errors import AccessDenied, AuthenticationError, PayloadTooLarge, SsoioError
+from ssoio.errors import (
+    AccessDenied,
+    AuthenticationError,
+    ClusterUnavailable,
+    PayloadTooLarge,
+    SsoioError,
+)
 
 __all__ = ["error_response", "ok"]
 
@@ -26,6 +32,8 @@ def error_response(error: SsoioError) -> JSONResponse:
         status = 429 if error.code == "rate_limited" else 403
     elif isinstance(error, PayloadTooLarge):
         status = 413
+    elif isinstance(error, ClusterUnavailable):
+        status = 503
     else:
         status = 400
     return JSONResponse({"ok": False, "error": error.as_dict()}, status, headers=headers)

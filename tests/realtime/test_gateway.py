@@ -30,7 +30,15 @@ class FakeTransport:
     disconnected: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
 
-    async def emit(self, event: str, data: Any, *, to: str | list[str], namespace: str) -> None:
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        *,
+        to: str | list[str],
+        namespace: str,
+        ignore_queue: bool = False,
+    ) -> None:
         self.emitted.append((event, data, to))
 
     async def enter(self, sid: str, room: str, namespace: str) -> None:
