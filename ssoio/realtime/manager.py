@@ -43,10 +43,18 @@ class IndexedRooms:
                 rooms.discard(room)
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        # python-socketio 5.x's basic_disconnect, minus its walk over (a copy of) every
+        # room of the namespace: the index names this sid's rooms.
         for room in list(self._sid_rooms.get((namespace, sid), ())):
             self.basic_leave_room(sid, namespace, room)
-        # the rest of python-socketio's own clean-up; it finds no rooms left to walk
-        super().basic_disconnect(sid, namespace, **kwargs)  # type: ignore[misc]
+        callbacks: dict[str, Any] = self.callbacks  # type: ignore[attr-defined]
+        callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):  # type: ignore[attr-defined]
+            waiting = pending.get(namespace)
+            if waiting is not None and sid in waiting:
+                waiting.remove(sid)
+                if not waiting:
+                    del pending[namespace]
 
 
 class LocalManager(IndexedRooms, socketio.AsyncManager):  # type: ignore[misc]
