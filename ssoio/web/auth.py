@@ -173,10 +173,7 @@ class BrowserLogin:
     async def token_route(self, request: Request) -> Response:
         """The access token for same-origin pages that connect with ``auth.token``."""
         try:
-            session = await self._signed_in(request)
-            token = await self._fresh_access_token(session)
-            if token is None:
-                raise TokenMissing("the session has ended; sign in again")
+            session, token = await self._current_token(request)
         except SsoioError as error:
             return error_response(error)
         expires_in = max(0, round(session.access_expires_at - self.clock()))
@@ -185,10 +182,7 @@ class BrowserLogin:
 
     async def me_route(self, request: Request) -> Response:
         try:
-            session = await self._signed_in(request)
-            token = await self._fresh_access_token(session)
-            if token is None:
-                raise TokenMissing("the session has ended; sign in again")
+            _session, token = await self._current_token(request)
             principal = self.policy.principal(await self.providers.verifier.verify(token))
         except SsoioError as error:
             return error_response(error)
@@ -290,6 +284,14 @@ class BrowserLogin:
         if session is None or not session.authenticated:
             raise TokenMissing("not signed in")
         return session
+
+    async def _current_token(self, request: Request) -> tuple[WebSession, str]:
+        """The signed-in session of ``request`` and its (refreshed if due) access token."""
+        session = await self._signed_in(request)
+        token = await self._fresh_access_token(session)
+        if token is None:
+            raise TokenMissing("the session has ended; sign in again")
+        return session, token
 
     async def _fresh_access_token(self, session: WebSession) -> str | None:
         """The session's access token, refreshed (once, for concurrent callers) when it
