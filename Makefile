@@ -46,11 +46,14 @@ bench: install
 # data) and tests/interop/package-lock.json (npm audit; `npm audit` runs even though the
 # npm configuration says audit=false, which only concerns `npm install`). Both need their
 # advisory service; when it cannot answer, this says so and fails: never a pass it did
-# not get.
+# not get. AUDIT_SERVICE=osv asks OSV instead of PyPI.
+AUDIT_SERVICE ?= pypi
+
 audit: install
 	@status=0; out=$$(mktemp); \
-	echo "== pip-audit: constraints.txt"; \
+	echo "== pip-audit ($(AUDIT_SERVICE)): constraints.txt"; \
 	$(BIN)/pip-audit --requirement constraints.txt --no-deps --disable-pip --strict \
+	    --vulnerability-service $(AUDIT_SERVICE) \
 	    --progress-spinner off >$$out 2>&1; code=$$?; cat $$out; \
 	if [ $$code -eq 0 ]; then echo "pip-audit: no known vulnerabilities"; \
 	elif grep -q 'known vulnerabilit' $$out; then status=1; echo "pip-audit: VULNERABLE pins (above)"; \

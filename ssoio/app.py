@@ -113,7 +113,7 @@ class SsoServer:
         if self.metrics is not None:
             self.gateway.timing = self.metrics.handling.observe
             self.metrics.add_gauges(self._live_values)
-        routes = [*health_routes(self.providers)]
+        routes = [*health_routes(self.providers, lambda: self.gateway.closing)]
         if self.metrics is not None and not settings.metrics.port:
             routes.append(metrics_route(self.metrics, settings.metrics))
         if self.login is not None:
@@ -122,7 +122,7 @@ class SsoServer:
             routes += api_routes(self.gateway, self.reload_file)
         self.http_app = Starlette(routes=routes, lifespan=self.lifespan)
         socket_app = socketio.ASGIApp(self.sio, other_asgi_app=self.http_app)
-        guarded = OriginGuard(socket_app, self.gateway.origins, self.observe)
+        guarded = OriginGuard(socket_app, lambda: self.gateway.origins, self.observe)
         https = settings.server.public_url.startswith("https://")
         self.asgi_app: ASGIApp = SecurityHeaders(guarded, https=https)
 
@@ -173,10 +173,7 @@ class SsoServer:
         at start (listener, TLS, metrics port, browser login) need a restart; their keys
         are reported.
         """
-        restart = [
-            key for key in ("server.host", "server.port", "server.tls", "metrics", "login")
-            if _dig(settings, key) != _dig(self.settings, key)
-        ]  # fmt: skip
+        restart = [key for key in RESTART_KEYS if _dig(settings, key) != _dig(self.settings, key)]
         policy = Policy(settings)
         self.providers.apply(settings)
         counts = await self.gateway.apply(settings, policy)
@@ -271,6 +268,16 @@ class SsoServer:
             if self.bus is not None:
                 await self.bus.stop()
             await self.providers.aclose()
+
+
+# Read only when the node starts (listeners, routes, the Socket.IO server, clients):
+# a reload reports them as needing a restart instead of pretending to apply them.
+RESTART_KEYS = (
+    "server.host", "server.port", "server.public_url", "server.tls",
+    "server.websocket_compression", "server.trusted_proxies", "realtime.max_payload_bytes",
+    "realtime.ping_interval_s", "realtime.ping_timeout_s", "policy.namespaces", "api",
+    "login", "logging", "metrics", "cluster",
+)  # fmt: skip
 
 
 def _dig(settings: Settings, dotted: str) -> Any:

@@ -69,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
     demo.set_defaults(run=_demo)
 
+    rotate = (
+        commands.add_parser("dev-idp", help="development IdP tools")
+        .add_subparsers(required=True, metavar="ACTION")
+        .add_parser("rotate-keys", help="new signing key for a running demo's IdP")
+    )
+    rotate.add_argument("--url", default="http://127.0.0.1:8000", help="the demo's URL")
+    rotate.set_defaults(run=_rotate_keys)
+
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file")
     check.set_defaults(run=_check_config)
@@ -121,6 +129,21 @@ def _demo(args: argparse.Namespace) -> int:
 
     run_demo(Path(args.config), Path(args.users), args.host, args.port)
     return 0
+
+
+def _rotate_keys(args: argparse.Namespace) -> int:
+    import httpx
+
+    from ssoio.devidp import MOUNT_PATH
+
+    try:
+        answer = httpx.post(f"{args.url.rstrip('/')}{MOUNT_PATH}/admin/rotate-keys", timeout=10)
+    except httpx.HTTPError as exc:
+        raise ConfigError(
+            [Problem("--url", f"cannot reach the demo: {type(exc).__name__}")]
+        ) from exc
+    print(json.dumps(answer.json(), sort_keys=True))
+    return 0 if answer.status_code == 200 else 1
 
 
 def _check_config(args: argparse.Namespace) -> int:

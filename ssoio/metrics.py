@@ -17,6 +17,11 @@ from prometheus_client.registry import Collector
 
 __all__ = ["Metrics"]
 
+_API_PATHS = {
+    "api.emit": "/api/v1/emit",
+    "api.disconnect": "/api/v1/disconnect",
+    "api.reload": "/api/v1/reload",
+}
 _SECURITY_EVENTS = {
     "auth.login": "login",
     "auth.logout": "logout",
@@ -95,7 +100,7 @@ class Metrics:
         elif event == "key.rotated":
             self.key_rotations.labels(str(fields.get("issuer"))).inc()
         elif event.startswith("api."):
-            path = str(fields.get("path", event))
+            path = str(fields.get("path") or _API_PATHS.get(event, event))
             self.api.labels(path, "refused" if event == "api.refused" else "ok").inc()
         elif event == "auth.session.refused":
             self.rate_limited.labels("unauthenticated_sessions").inc()

@@ -91,6 +91,9 @@ def configure_logging(settings: LoggingSettings | None = None, level: int | None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level if level is not None else settings.level.upper())
+    # The audit trail is not diagnostics: logging.level must not silence it (records at
+    # INFO would otherwise vanish at "warning"). An explicit `level` (benchmarks) may.
+    logging.getLogger("ssoio.audit").setLevel(logging.INFO if level is None else level)
     quiet_libraries()
 
 

@@ -67,6 +67,10 @@ class Routes:
         return JSONResponse(self.keys.public_jwks(), headers={"Cache-Control": "no-cache"})
 
     async def rotate(self, request: Request) -> Response:
+        # A page of another site must not be able to rotate keys with a simple POST.
+        origin = request.headers.get("origin")
+        if origin is not None and origin.lower() != self.origin.lower():
+            return JSONResponse({"error": "origin_denied"}, 403, headers=_NO_STORE)
         kid = self.rotate_keys()
         return JSONResponse({"kid": kid, "kids": self.keys.kids}, headers=_NO_STORE)
 

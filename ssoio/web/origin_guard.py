@@ -10,6 +10,7 @@ as a 403), so no Engine.IO session is ever created for them.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -24,17 +25,21 @@ class OriginGuard:
     """ASGI middleware: refuse disallowed origins on ``path`` (default ``/socket.io/``)."""
 
     def __init__(
-        self, app: ASGIApp, origins: OriginPolicy, observe: Observer, path: str = "/socket.io/"
+        self,
+        app: ASGIApp,
+        origins: Callable[[], OriginPolicy],
+        observe: Observer,
+        path: str = "/socket.io/",
     ) -> None:
         self.app = app
-        self.origins = origins
+        self.origins = origins  # read per request: a reload may change the allowed origins
         self.observe = observe
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and str(scope["path"]).startswith(self.path):
             origin = _header(scope, b"origin")
-            if not self.origins.allows(origin):
+            if not self.origins().allows(origin):
                 self.observe("auth.origin.refused", origin=origin, transport=scope["type"])
                 await _refuse(scope, send)
                 return

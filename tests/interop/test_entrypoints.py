@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import sys
@@ -85,3 +86,27 @@ async def test_embedded_example(node_idp: NodeProvider) -> None:
             await bob.close()
             await erin.close()
             ORDERS.clear()
+
+
+async def test_dev_idp_rotation_command() -> None:
+    from ssoio.demo.app import build_demo, load_demo_settings
+    from tests.support.cli import run_cli
+
+    from .web_login import free_port
+
+    root = Path(__file__).resolve().parents[2]
+    port = free_port()
+    settings = load_demo_settings(root / "config" / "ssoio.example.toml", "127.0.0.1", port)
+    demo = build_demo(settings, root / "config" / "dev-users.toml")
+    async with serve_asgi(demo.app, port=port, lifespan="on") as url:
+        before = list(demo.idp.keys.kids)
+        result = await run_cli("dev-idp", "rotate-keys", "--url", url)
+        assert result.status == 0, result.stderr
+        kid = json.loads(result.stdout)["kid"]
+        assert kid not in before
+        async with httpx.AsyncClient() as http:
+            jwks = (await http.get(f"{url}/dev-idp/jwks")).json()
+            forged = await http.post(f"{url}/dev-idp/admin/rotate-keys",
+                                     headers={"Origin": "https://evil.example"})  # fmt: skip
+        assert kid in [key["kid"] for key in jwks["keys"]]
+        assert forged.status_code == 403

@@ -193,6 +193,9 @@ async def test_drain_closes_sessions_and_refuses_new_ones(node_idp: NodeProvider
             assert await client.connect((await node_idp.user_tokens("erin"))["access_token"])
             await server.drain(grace_s=1)
             await asyncio.wait_for(client.disconnected.wait(), 5)
+            async with httpx.AsyncClient() as http:
+                ready = await http.get(f"{url}/readyz")
+            assert (ready.status_code, ready.json()["status"]) == (503, "draining")
             late = Client(url)
             assert not await late.connect((await node_idp.user_tokens("erin"))["access_token"])
             await late.close()
@@ -264,3 +267,32 @@ async def test_trusted_proxy_supplies_the_client_ip(proxied: tuple[str, SsoServe
     assert not await third.connect("x.y.z", headers={"X-Forwarded-For": "10.0.0.1"})
     assert third.connect_error["data"]["code"] == "rate_limited"
     await third.close()
+
+
+async def test_reload_changes_the_allowed_origins(node_idp: NodeProvider) -> None:
+    settings = example_settings(node_idp)
+    async with running_ssoio(settings) as (url, server):
+        handshake = f"{url}/socket.io/?EIO=4&transport=polling"
+        new_origin = {"Origin": "https://portal.acme.example"}
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(handshake, headers=new_origin)).status_code == 403
+            await server.reload(
+                example_settings(node_idp, server={"allowed_origins": [new_origin["Origin"]]})
+            )
+            assert (await http.get(handshake, headers=new_origin)).status_code == 200
+
+
+def test_audit_records_survive_a_warning_log_level() -> None:
+    from ssoio.config.operations import LoggingSettings
+    from ssoio.serving import configure_logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging(LoggingSettings(level="warning"))
+        assert logging.getLogger("ssoio.audit").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("ssoio.web").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.getLogger("ssoio.audit").setLevel(logging.NOTSET)
