@@ -53,19 +53,14 @@ A failing step (timeout, missing element, navigation error) is an observation; a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import os
 from pathlib import Path
 from typing import Any, Final
 
-from .provider import INTEROP_DIR, ensure_node_modules, require_tool
+from .node_scripts import run_json_script
+from .provider import INTEROP_DIR, require_tool
 
 BROWSER_SCRIPT: Final = INTEROP_DIR / "browser.mjs"
-STOP_TIMEOUT_S: Final = 5.0
-STDERR_KEEP_BYTES: Final = 64 * 1024
-TAIL_CHARS: Final = 4000
 
 
 class BrowserError(RuntimeError):
@@ -81,97 +76,11 @@ async def run_browser(
     (60 s by default) so that node reports its timeout itself. Screenshot paths are relative to
     `cwd` (default: tests/interop).
     """
-    node = require_tool("node")
     chromium = os.environ.get("CHROMIUM_PATH") or require_tool("chromium")
-    ensure_node_modules()
-    process = await asyncio.create_subprocess_exec(
-        node,
-        str(BROWSER_SCRIPT),
-        cwd=cwd or INTEROP_DIR,
+    return await run_json_script(
+        BROWSER_SCRIPT, script, timeout_s=timeout_s, error=BrowserError, cwd=cwd,
         env={**os.environ, "CHROMIUM_PATH": chromium},
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = bytearray(), bytearray()
-    try:
-        await asyncio.wait_for(_converse(process, script, stdout, stderr), timeout_s)
-    except TimeoutError as exc:
-        raise BrowserError(
-            f"node browser.mjs did not finish within {timeout_s:g} s{_tail(stderr)}"
-        ) from exc
-    finally:
-        await _terminate(process)
-    if process.returncode != 0:
-        raise BrowserError(
-            f"node browser.mjs exited with {process.returncode}{_tail(stderr)}\n"
-            f"stdout so far:\n{stdout.decode('utf-8', 'replace')[-TAIL_CHARS:]}"
-        )
-    return _parse(stdout, stderr)
-
-
-async def _converse(
-    process: asyncio.subprocess.Process,
-    script: dict[str, Any],
-    stdout: bytearray,
-    stderr: bytearray,
-) -> None:
-    """Feed the script, read both pipes to their end (so node never blocks), await the exit."""
-    assert process.stdin is not None
-    process.stdin.write(json.dumps(script).encode("utf-8"))
-    with contextlib.suppress(ConnectionError):
-        await process.stdin.drain()
-    process.stdin.close()
-    await asyncio.gather(
-        _drain(process.stdout, stdout, keep=None),
-        _drain(process.stderr, stderr, keep=STDERR_KEEP_BYTES),
-    )
-    await process.wait()
-
-
-async def _drain(stream: asyncio.StreamReader | None, sink: bytearray, *, keep: int | None) -> None:
-    """Read a pipe to its end; keep everything, or only the last `keep` bytes (stderr)."""
-    if stream is None:
-        return
-    while chunk := await stream.read(8192):
-        sink.extend(chunk)
-        if keep is not None and len(sink) > keep:
-            del sink[: len(sink) - keep]
-
-
-async def _terminate(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM (browser.mjs closes Chromium and its temp profile), then SIGKILL after a bound."""
-    if process.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        process.terminate()
-    try:
-        await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-
-
-def _tail(stderr: bytearray) -> str:
-    text = bytes(stderr).decode("utf-8", "replace")[-TAIL_CHARS:]
-    return f"; stderr tail:\n{text}" if text else " (no stderr)"
-
-
-def _parse(stdout: bytearray, stderr: bytearray) -> list[dict[str, Any]]:
-    """One JSON object per line; anything else means the harness misbehaved."""
-    observations: list[dict[str, Any]] = []
-    for line in stdout.decode("utf-8", "replace").splitlines():
-        try:
-            observation = json.loads(line)
-        except ValueError as exc:
-            raise BrowserError(f"non-JSON line on stdout: {line[:200]!r}{_tail(stderr)}") from exc
-        if not isinstance(observation, dict):
-            raise BrowserError(f"stdout line is not an object: {line[:200]!r}{_tail(stderr)}")
-        observations.append(observation)
-    if not observations or observations[-1] != {"type": "done"}:
-        raise BrowserError(f"the run did not end with a done observation{_tail(stderr)}")
-    return observations
+    )  # fmt: skip
 
 
 def first(

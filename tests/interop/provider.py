@@ -26,6 +26,8 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 import httpx
 import pytest
 
+from .processes import drain, terminate
+
 INTEROP_DIR: Final = Path(__file__).resolve().parent
 IDP_SCRIPT: Final = INTEROP_DIR / "idp.mjs"
 
@@ -34,11 +36,9 @@ DEFAULT_POST_LOGOUT_REDIRECT_URI: Final = "http://127.0.0.1:8000/"
 WEB_CLIENT_ID: Final = "ssoio-web"
 WEB_CLIENT_SECRET: Final = "ssoio-web-secret"
 START_TIMEOUT_S: Final = 30.0
-STOP_TIMEOUT_S: Final = 5.0
 HTTP_TIMEOUT_S: Final = 10.0
 NPM_CI_TIMEOUT_S: Final = 300.0
 MAX_REDIRECTS: Final = 10
-STDERR_KEEP_BYTES: Final = 64 * 1024
 
 
 class ProviderError(RuntimeError):
@@ -193,12 +193,12 @@ class NodeProvider:
             stderr=asyncio.subprocess.PIPE,
         )
         stderr = bytearray()
-        stderr_task = asyncio.create_task(_drain(process.stderr, stderr))
+        stderr_task = asyncio.create_task(drain(process.stderr, stderr))
         try:
             ready = await asyncio.wait_for(_read_ready(process), START_TIMEOUT_S)
         except BaseException as exc:
             # Never leave a half-started node behind, whatever interrupted the wait.
-            await _terminate(process)
+            await terminate(process)
             # Let the drain task collect what the process said before dying.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(stderr_task), 1.0)
@@ -223,12 +223,12 @@ class NodeProvider:
             _stderr=stderr,
             _stderr_task=stderr_task,
             # stdout must keep being read too, or a chatty child could block on a full pipe.
-            _stdout_task=asyncio.create_task(_drain(process.stdout, stderr)),
+            _stdout_task=asyncio.create_task(drain(process.stdout, stderr)),
         )
 
     async def stop(self) -> None:
         """Terminate the process (SIGTERM, then SIGKILL after 5 s) and stop reading its pipes."""
-        await _terminate(self.process)
+        await terminate(self.process)
         for task in (self._stderr_task, self._stdout_task):
             if task is None:
                 continue
@@ -489,26 +489,3 @@ async def _read_ready(process: asyncio.subprocess.Process) -> dict[str, Any]:
     if ready.get("ready") is not True:
         raise ProviderError(f"unexpected ready line: {ready!r}")
     return ready
-
-
-async def _drain(stream: asyncio.StreamReader | None, sink: bytearray) -> None:
-    """Read a pipe to its end so the child never blocks on it; keep the last 64 KiB."""
-    if stream is None:
-        return
-    while chunk := await stream.read(8192):
-        sink.extend(chunk)
-        if len(sink) > STDERR_KEEP_BYTES:
-            del sink[: len(sink) - STDERR_KEEP_BYTES]
-
-
-async def _terminate(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        process.terminate()
-    try:
-        await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
