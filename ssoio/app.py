@@ -16,14 +16,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sized
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sized
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import socketio
 from starlette.applications import Starlette
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from ssoio.audit import Observer
@@ -34,7 +38,7 @@ from ssoio.cluster.state import RedisReplayCache, RedisSessionStore
 from ssoio.config import load_settings
 from ssoio.config.model import Settings
 from ssoio.config.policy import BUILTIN_EVENTS, EventRule, FieldSpec, RequirementSpec
-from ssoio.errors import ConfigError, Problem
+from ssoio.errors import ConfigError, Problem, SsoioError
 from ssoio.metrics import Metrics
 from ssoio.oidc.providers import IdentityProviders
 from ssoio.policy.engine import Policy
@@ -47,6 +51,7 @@ from ssoio.web.headers import SecurityHeaders
 from ssoio.web.health import health_routes
 from ssoio.web.metrics import metrics_route
 from ssoio.web.origin_guard import OriginGuard
+from ssoio.web.responses import error_response
 from ssoio.web.sessions import MemorySessionStore, SessionStore
 
 __all__ = ["SsoServer"]
@@ -120,7 +125,14 @@ class SsoServer:
             routes += self.login.routes()
         if settings.api.enabled:
             routes += api_routes(self.gateway, self.reload_file)
-        self.http_app = Starlette(routes=routes, lifespan=self.lifespan)
+        routes += client_routes()
+        self.http_app = Starlette(
+            routes=routes,
+            lifespan=self.lifespan,
+            # Anything a route did not answer itself (the shared session store down...)
+            # still gets its code, never a bare 500.
+            exception_handlers={SsoioError: _ssoio_error},
+        )
         socket_app = socketio.ASGIApp(self.sio, other_asgi_app=self.http_app)
         guarded = OriginGuard(socket_app, lambda: self.gateway.origins, self.observe)
         https = settings.server.public_url.startswith("https://")
@@ -230,7 +242,10 @@ class SsoServer:
             "server.drain", connections=len(self.gateway.connections), pending=len(pending)
         )
         if self.sio.eio.sockets:  # (python-engineio fails on an empty server here)
-            await self.sio.eio.disconnect()
+            # A long-polling client that went away never fetches its close packet and
+            # python-engineio would wait for it forever: the close is bounded too.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.sio.eio.disconnect(), max(grace, 1.0))
 
     def _live_values(self) -> dict[str, Any]:
         connections: dict[str, int] = {}
@@ -278,6 +293,32 @@ RESTART_KEYS = (
     "realtime.ping_interval_s", "realtime.ping_timeout_s", "policy.namespaces", "api",
     "login", "logging", "metrics", "cluster",
 )  # fmt: skip
+
+
+async def _ssoio_error(_request: Any, error: Exception) -> Response:
+    assert isinstance(error, SsoioError)
+    return error_response(error)
+
+
+def client_routes() -> list[Route]:
+    """``/ssoio/client.js`` (the browser helper) and ``/ssoio/socket.io.min.js`` (the
+    official client it wraps, shipped in the package: no CDN)."""
+    files = {
+        "client.js": STATIC / "client.js",
+        "socket.io.min.js": STATIC / "vendor" / "socket.io.min.js",
+    }
+
+    def serve(path: Path) -> Callable[[Any], Awaitable[Response]]:
+        async def file(_request: Any) -> Response:
+            return FileResponse(path, media_type="text/javascript", headers=_CACHE)
+
+        return file
+
+    return [Route(f"/ssoio/{name}", serve(path)) for name, path in files.items()]
+
+
+STATIC = Path(__file__).parent / "demo" / "static"
+_CACHE = {"Cache-Control": "public, max-age=3600"}
 
 
 def _dig(settings: Settings, dotted: str) -> Any:

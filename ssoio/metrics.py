@@ -33,6 +33,10 @@ _SECURITY_EVENTS = {
     "auth.backchannel.logout": "backchannel_logout",
     "auth.backchannel.refused": "backchannel_logout_refused",
     "room.revoked": "room_revoked",
+    "cluster.down": "cluster_down",
+    "cluster.up": "cluster_up",
+    "cluster.ratelimit.fallback": "cluster_ratelimit_fallback",
+    "server.drain": "drain",
 }
 
 

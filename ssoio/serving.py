@@ -100,9 +100,13 @@ def configure_logging(settings: LoggingSettings | None = None, level: int | None
 def quiet_libraries() -> None:
     """Libraries whose chatter can carry secrets: authlib logs PKCE verifiers at DEBUG;
     httpx/httpcore log request lines (an authorization code in a callback URL) and, at
-    DEBUG, headers. ssoio logs what matters about provider calls itself."""
+    DEBUG, headers; uvicorn's handshake lines carry query strings. ssoio logs what matters
+    itself."""
     for name in ("authlib", "httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # uvicorn logs each WebSocket handshake line, query string included, at INFO (even
+    # with the access log off); a client may have put a token there.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
 
 class _Server(uvicorn.Server):

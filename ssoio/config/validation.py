@@ -49,6 +49,9 @@ def _login(settings: Settings) -> list[Problem]:
         problems.append(Problem("login.issuer", f"no issuer is named {login.issuer!r}"))
     if "openid" not in login.scopes:
         problems.append(Problem("login.scopes", "must include openid"))
+    if login.enabled and settings.cluster.enabled and not login.session_secret.get_secret_value():
+        # every node must sign cookies and encrypt shared sessions with the same key
+        problems.append(Problem("login.session_secret", "is required with cluster.redis_url"))
     return problems
 
 

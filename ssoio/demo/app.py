@@ -71,12 +71,6 @@ def build_demo(settings: Settings, users: Path, *, at_ttl: int = 300) -> Demo:
         response.headers["cache-control"] = "no-store"
         return response
 
-    def static(name: str, media_type: str) -> Route:
-        async def serve(_request: Request) -> Response:
-            return FileResponse(STATIC / name, media_type=media_type)
-
-        return Route(f"/ssoio/{Path(name).name}", serve)
-
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with sso.lifespan(app):
@@ -85,8 +79,6 @@ def build_demo(settings: Settings, users: Path, *, at_ttl: int = 300) -> Demo:
     app = Starlette(
         routes=[
             Route("/", page),
-            static("client.js", "text/javascript"),
-            static("vendor/socket.io.min.js", "text/javascript"),
             Mount("/demo/static", app=StaticFiles(directory=STATIC)),
             Mount(MOUNT_PATH, app=idp.asgi_app),
             Mount("/", app=sso.asgi_app),

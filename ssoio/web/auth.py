@@ -24,7 +24,13 @@ from starlette.routing import Route
 
 from ssoio.clock import Clock
 from ssoio.config.model import Settings
-from ssoio.errors import AuthenticationError, OriginDenied, SsoioError, TokenMissing
+from ssoio.errors import (
+    AuthenticationError,
+    ClusterUnavailable,
+    OriginDenied,
+    SsoioError,
+    TokenMissing,
+)
 from ssoio.oidc.id_tokens import check_logout_token_claims, verify_signed
 from ssoio.oidc.providers import IdentityProviders
 from ssoio.policy.engine import Policy
@@ -228,18 +234,31 @@ class BrowserLogin:
             return JSONResponse(body, 400, headers=NO_STORE)
         issuer = self.client.issuer.name
         sid, sub = claims.get("sid"), claims.get("sub")
-        ended = await self.store.find(issuer, idp_session=sid, subject=sub if not sid else None)
-        for session_id in ended:
-            session = await self.store.load(session_id)
-            if session is not None:
-                await self._end(session, "logged_out", "backchannel")
+        # Sockets first: even when the session store cannot be reached, the user's live
+        # connections end now; the answer then says the logout was not complete (503).
         sockets = await self.gateway.disconnect_session(issuer, sid, "logged_out") if sid else 0
         if sub and not sid:
             sockets += await self.gateway.disconnect_user(sub, "logged_out", issuer)
+        try:
+            ended = await self._end_sessions(issuer, sid, sub)
+        except ClusterUnavailable as error:
+            self.observe("auth.backchannel.logout", issuer=issuer, sub=sub, sockets=sockets,
+                         code=error.code)  # fmt: skip
+            return error_response(error)
         self.observe(
-            "auth.backchannel.logout", issuer=issuer, sub=sub, sessions=len(ended), sockets=sockets
+            "auth.backchannel.logout", issuer=issuer, sub=sub, sessions=ended, sockets=sockets
         )
         return Response(status_code=200, headers=NO_STORE)
+
+    async def _end_sessions(self, issuer: str, sid: str | None, sub: str | None) -> int:
+        found = await self.store.find(issuer, idp_session=sid, subject=sub if not sid else None)
+        ended = 0
+        for session_id in found:
+            session = await self.store.load(session_id)
+            if session is not None:
+                await self._end(session, "logged_out", "backchannel")
+                ended += 1
+        return ended
 
     async def _logout_claims(self, token: object) -> dict[str, Any]:
         refused = ("at+jwt", "id_token+jwt")

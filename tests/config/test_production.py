@@ -87,6 +87,8 @@ def test_all_refusals_at_once() -> None:
         ({"logging": {"destination": "file"}},
          "logging.file: is required when logging.destination is file"),
         ({"metrics": {"port": 8000}}, "metrics.port: must differ from server.port"),
+        ({"cluster": {"redis_url": "redis://127.0.0.1:6379/0"}, "login": {"session_secret": ""}},
+         "login.session_secret: is required with cluster.redis_url"),
     ],
 )  # fmt: skip
 def test_operations_problems(changes: dict[str, Any], expected: str) -> None:

@@ -170,8 +170,10 @@ async def test_redis_stopped_and_restarted(cluster: Cluster, clients: list[Clien
         browser = Browser(cluster["b"].url)
         browser.http.cookies.set("ssoio_session", "x.y", domain="127.0.0.1")
         answer = await browser.http.get(f"{cluster['b'].url}/auth/me")
+        login = await browser.http.get(f"{cluster['b'].url}/auth/login")
         await browser.close()
         assert answer.status_code in (401, 503)
+        assert (login.status_code, login.json()["error"]["code"]) == (503, "cluster_unavailable")
         # a new connection with a valid token still works (limits fall back per node)
         await connect(cluster, clients, "c", "carol")
     finally:
@@ -185,3 +187,6 @@ async def test_redis_stopped_and_restarted(cluster: Cluster, clients: list[Clien
     node_b_log = Path(cluster["b"].log_path).read_text()
     assert '"event": "cluster.down"' in node_b_log
     assert '"event": "cluster.up"' in node_b_log
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"{cluster['b'].url}/metrics")).text
+    assert 'ssoio_security_events_total{kind="cluster_down"}' in metrics

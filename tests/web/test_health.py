@@ -35,3 +35,18 @@ async def test_readyz_follows_the_issuers_keys(rsa_key: SigningKey, clock: FakeC
         idp.down = True
         assert (await http.get("/readyz")).status_code == 503
     await server.providers.http.aclose()
+
+
+async def test_the_browser_client_files_are_served(rsa_key: SigningKey, clock: FakeClock) -> None:
+    idp = FakeIdp(issuer=ISSUER, keys=[rsa_key])
+    server = SsoServer(load_settings(EXAMPLE, env={"SSOIO_ISSUER": ISSUER}), clock=clock,
+                       http=idp.client())  # fmt: skip
+    transport = httpx.ASGITransport(app=server.asgi_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+        helper = await http.get("/ssoio/client.js")
+        library = await http.get("/ssoio/socket.io.min.js")
+    await server.providers.http.aclose()
+    assert helper.status_code == library.status_code == 200
+    assert "SsoioClient" in helper.text
+    assert library.text.startswith("/*!\n * Socket.IO v4.8")
+    assert helper.headers["content-type"].startswith("text/javascript")

@@ -30,6 +30,7 @@
     let revokedCode = null;
     const socket = global.io(opts.url, {
       transports: opts.transports || ["websocket", "polling"],
+      tryAllTransports: true, // fall back to long-polling where WebSocket is blocked
       reconnection: true,
       // evaluated before every (re)connect: always a current token, never a stale one
       auth: (cb) => { handOff().then((token) => cb(token ? { token } : {})); },
