@@ -53,6 +53,7 @@ from ssoio.web.metrics import metrics_route
 from ssoio.web.origin_guard import OriginGuard
 from ssoio.web.responses import error_response
 from ssoio.web.sessions import MemorySessionStore, SessionStore
+from ssoio.web.transport_guard import TransportGuard
 
 __all__ = ["SsoServer"]
 
@@ -134,7 +135,10 @@ class SsoServer:
             exception_handlers={SsoioError: _ssoio_error},
         )
         socket_app = socketio.ASGIApp(self.sio, other_asgi_app=self.http_app)
-        guarded = OriginGuard(socket_app, lambda: self.gateway.origins, self.observe)
+        checked = TransportGuard(
+            socket_app, self.sio.eio.max_http_buffer_size, self.sio.abort_session
+        )
+        guarded = OriginGuard(checked, lambda: self.gateway.origins, self.observe)
         https = settings.server.public_url.startswith("https://")
         self.asgi_app: ASGIApp = SecurityHeaders(guarded, https=https)
 

@@ -22,50 +22,84 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+import websockets.http11
 from starlette.applications import Starlette
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from ssoio.app import SsoServer
 from ssoio.config.model import Settings
-from ssoio.config.operations import LoggingSettings
+from ssoio.config.operations import LoggingSettings, TlsSettings
 from ssoio.errors import ConfigError
 from ssoio.process import tune_garbage_collector
 from ssoio.web.metrics import metrics_route
 
-__all__ = ["configure_logging", "quiet_libraries", "serve", "uvicorn_config"]
+__all__ = [
+    "WebSocketProtocol",
+    "configure_logging",
+    "quiet_libraries",
+    "serve",
+    "uvicorn_config",
+    "uvicorn_options",
+]
 
 log = logging.getLogger("ssoio")
 
 
 def uvicorn_config(server: SsoServer, host: str, port: int) -> uvicorn.Config:
-    """The uvicorn settings ssoio runs with (shared by ``serve`` and the tests)."""
+    """The uvicorn settings ssoio runs with (shared by ``serve`` and the benchmarks)."""
+    return uvicorn.Config(server.asgi_app, host=host, port=port, **uvicorn_options(server))
+
+
+def uvicorn_options(server: SsoServer) -> dict[str, Any]:
+    """``uvicorn.Config`` keyword arguments for ``server``, except app, host and port
+    (the test suite runs nodes with them)."""
     settings = server.settings.server
-    tls: dict[str, Any] = {}
-    if settings.tls.cert_file:
-        tls = {
-            "ssl_certfile": settings.tls.cert_file,
-            "ssl_keyfile": settings.tls.key_file,
-            "ssl_keyfile_password": settings.tls.key_password.get_secret_value() or None,
-            "ssl_ca_certs": settings.tls.ca_file or None,
-            "ssl_ciphers": settings.tls.ciphers,
-        }
-        if settings.tls.ca_file:
-            tls["ssl_cert_reqs"] = ssl.CERT_REQUIRED
-    return uvicorn.Config(
-        server.asgi_app,
-        host=host,
-        port=port,
-        ws="websockets-sansio",
-        ws_per_message_deflate=settings.websocket_compression,
-        ws_ping_interval=None,  # Engine.IO sends its own heartbeats: one timer, not two
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=list(settings.trusted_proxies) or None,
-        server_header=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 1,
-        **tls,
-    )
+    # websockets reads a handshake header line of at most 8 KiB; a client may send a token
+    # of up to tokens.max_bytes in its Authorization header (RFC 6750 §2.1)
+    header_line = server.settings.tokens.max_bytes + 1024
+    websockets.http11.MAX_LINE_LENGTH = max(websockets.http11.MAX_LINE_LENGTH, header_line)
+    return {
+        "ws": WebSocketProtocol,
+        "ws_per_message_deflate": settings.websocket_compression,
+        "ws_ping_interval": None,  # Engine.IO sends its own heartbeats: one timer, not two
+        "lifespan": "on",
+        "access_log": False,
+        "log_config": None,
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies) or None,
+        "server_header": False,
+        "timeout_graceful_shutdown": int(settings.shutdown_grace_s) + 1,
+        **_tls_options(settings.tls),
+    }
+
+
+def _tls_options(tls: TlsSettings) -> dict[str, Any]:
+    if not tls.cert_file:
+        return {}
+    options: dict[str, Any] = {
+        "ssl_certfile": tls.cert_file,
+        "ssl_keyfile": tls.key_file,
+        "ssl_keyfile_password": tls.key_password.get_secret_value() or None,
+        "ssl_ca_certs": tls.ca_file or None,
+        "ssl_ciphers": tls.ciphers,
+    }
+    if tls.ca_file:
+        options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+    return options
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol, answering every handshake.
+
+    websockets refuses a handshake whose request or header lines are too long with
+    431/414 (RFC 6585 §5), but uvicorn 0.54 never writes that answer: the client would
+    wait with its connection open. Write it and close."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None:
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.transport.close()
 
 
 class _JsonFormatter(logging.Formatter):

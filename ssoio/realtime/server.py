@@ -35,6 +35,7 @@ from ssoio.errors import (
     NamespaceForbidden,
     PayloadTooLarge,
     SsoioError,
+    TokenMalformed,
     UnknownEvent,
 )
 from ssoio.realtime.environ import translate_request
@@ -110,6 +111,14 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     async def close_session(self, eio_sid: str) -> None:
         await self.eio.disconnect(eio_sid)
 
+    async def abort_session(self, eio_sid: str) -> None:
+        """Close an Engine.IO session now: a waiting long-poll GET gets the CLOSE packet;
+        ``close_session`` would wait for a GET to drain the session's queue."""
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None:
+            await socket.close(wait=False, reason=self.eio.reason.TRANSPORT_ERROR)
+            self.eio.sockets.pop(eio_sid, None)
+
     # -- connect / disconnect -------------------------------------------------------------
 
     def _connect_handler(self, namespace: str) -> Callable[..., Coroutine[Any, Any, bool]]:
@@ -148,13 +157,22 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         namespace = namespace or "/"
         if namespace not in self._namespaces:
-            data = NamespaceForbidden("this namespace is not served").as_dict()
-            error = {"message": "forbidden", "data": data}
-            await self._send_packet(
-                eio_sid, self.packet_class(packet.CONNECT_ERROR, data=error, namespace=namespace)
-            )
-            return
-        await super()._handle_connect(eio_sid, namespace, data)
+            refused = NamespaceForbidden("this namespace is not served")
+            await self._connect_error(eio_sid, namespace, refused)
+        elif self.manager.sid_from_eio_sid(eio_sid, namespace) is not None:
+            # python-socketio would answer a plain "Unable to connect"; the first
+            # connection keeps its identity (a session never changes principal)
+            refused = NamespaceForbidden("already connected to this namespace")
+            await self._connect_error(eio_sid, namespace, refused)
+        else:
+            await super()._handle_connect(eio_sid, namespace, data)
+
+    async def _connect_error(self, eio_sid: str, namespace: str, error: SsoioError) -> None:
+        refused = refusal(error)
+        await self._send_packet(
+            eio_sid,
+            self.packet_class(packet.CONNECT_ERROR, data=refused.error_args, namespace=namespace),
+        )
 
     # -- messages and events -------------------------------------------------------------
 
@@ -177,9 +195,14 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     async def _refuse_packet(
         self, eio_sid: str, header: re.Match[str] | None, error: SsoioError
     ) -> None:
-        if header is None or header.group("type") not in ("2", "5") or not header.group("id"):
+        if header is None:
             return
         namespace = (header.group("ns") or "/,")[:-1] or "/"
+        if header.group("type") == "0":  # a CONNECT whose auth (token) is over the limit
+            await self._connect_error(eio_sid, namespace, TokenMalformed("the token is too large"))
+            return
+        if header.group("type") not in ("2", "5") or not header.group("id"):
+            return
         await self._ack(
             eio_sid, namespace, int(header.group("id")), {"ok": False, "error": error.as_dict()}
         )

@@ -26,13 +26,16 @@ from ssoio.clock import Clock
 from ssoio.config.model import Settings
 from ssoio.errors import (
     AuthenticationError,
+    ClaimsInvalid,
     ClusterUnavailable,
+    IdpUnavailable,
     OriginDenied,
     SsoioError,
     TokenMissing,
 )
 from ssoio.oidc.id_tokens import check_logout_token_claims, verify_signed
 from ssoio.oidc.providers import IdentityProviders
+from ssoio.oidc.verified import VerifiedToken
 from ssoio.policy.engine import Policy
 from ssoio.realtime.gateway import Gateway
 from ssoio.realtime.origins import origin_of
@@ -336,6 +339,13 @@ class BrowserLogin:
         try:
             token = await self.client.refresh(session.refresh_token)
             verified = await self.providers.verifier.verify(token.get("access_token"))
+            _same_identity(session, verified)
+        except IdpUnavailable as exc:
+            # the provider is down, not the session: keep it while its token is good
+            self.observe("auth.refresh.failed", sub=session.subject, kind=type(exc).__name__)
+            if session.access_expires_at > self.clock():
+                return session.access_token
+            raise
         except (OAuthError, SsoioError) as exc:
             self.observe("auth.refresh.failed", sub=session.subject, kind=type(exc).__name__)
             await self._end(session, "token_expired", "refresh_failed")
@@ -347,6 +357,13 @@ class BrowserLogin:
         await self.store.save(session)
         self.observe("auth.session.refreshed", sub=session.subject)
         return session.access_token
+
+
+def _same_identity(session: WebSession, verified: VerifiedToken) -> None:
+    """OIDC Core §12.2: a refresh answer is for the user who signed in, at the same issuer;
+    a session never changes identity."""
+    if verified.issuer.name != session.issuer or verified.claims.get("sub") != session.subject:
+        raise ClaimsInvalid("the refreshed token is for another identity")
 
 
 def _short(value: object) -> str:

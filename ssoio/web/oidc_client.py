@@ -13,6 +13,7 @@ import warnings
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
@@ -40,6 +41,7 @@ __all__ = ["LoginClient", "OAuthError"]
 
 # authlib logs the PKCE code_verifier at DEBUG level; never let that reach a log.
 logging.getLogger("authlib").setLevel(logging.WARNING)
+log = logging.getLogger(__name__)
 
 
 class LoginClient:
@@ -90,22 +92,34 @@ class LoginClient:
         """Trade the code for tokens (RFC 6749 §4.1.3, with the PKCE verifier).
 
         :raises OAuthError: the provider refused (replayed or forged code, ...).
+        :raises IdpUnavailable: the token endpoint failed or gave no usable answer.
         """
-        app = await self.app()
-        token: dict[str, Any] = await app.fetch_access_token(
+        return await self._token_request(
             code=code,
             redirect_uri=state_data.get("redirect_uri"),
             code_verifier=state_data.get("code_verifier"),
         )
-        return token
 
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
-        """:raises OAuthError: the refresh token is no longer good."""
+        """RFC 6749 §6.
+
+        :raises OAuthError: the refresh token is no longer good.
+        :raises IdpUnavailable: the token endpoint failed or gave no usable answer.
+        """
+        return await self._token_request(grant_type="refresh_token", refresh_token=refresh_token)
+
+    async def _token_request(self, **params: Any) -> dict[str, Any]:
         app = await self.app()
-        token: dict[str, Any] = await app.fetch_access_token(
-            grant_type="refresh_token", refresh_token=refresh_token
-        )
-        return token
+        try:
+            token = await app.fetch_access_token(**params)
+        # authlib raises httpx's errors for 5xx and timeouts, and json's for a body that
+        # is not JSON (RFC 6749 §5.1 requires application/json); the type says which
+        except (httpx.HTTPError, ValueError, TypeError, KeyError) as exc:
+            log.warning("login.token_endpoint.failed kind=%s", type(exc).__name__)
+            raise IdpUnavailable("the token endpoint failed") from None
+        if not isinstance(token, dict):
+            raise IdpUnavailable("the token endpoint answered no JSON object")
+        return dict(token)
 
     async def verify_id_token(self, id_token: object, nonce: str | None) -> dict[str, Any]:
         """OIDC Core §3.1.3.7: signature (the key store), iss, aud, azp, exp, iat, nonce.

@@ -10,6 +10,7 @@ from ssoio.errors import (
     AccessDenied,
     AuthenticationError,
     ClusterUnavailable,
+    IdpUnavailable,
     PayloadTooLarge,
     SsoioError,
 )
@@ -22,7 +23,9 @@ NO_STORE = {"Cache-Control": "no-store"}
 def error_response(error: SsoioError) -> JSONResponse:
     """``{"ok": false, "error": {code, message}}`` with the status the error implies."""
     headers = dict(NO_STORE)
-    if isinstance(error, AuthenticationError):
+    if isinstance(error, (ClusterUnavailable, IdpUnavailable)):
+        status = 503  # the caller may retry; nothing is wrong with its credentials
+    elif isinstance(error, AuthenticationError):
         status = 401
         # RFC 6750 §3: tell the client why its bearer token was refused
         headers["WWW-Authenticate"] = (
@@ -32,8 +35,6 @@ def error_response(error: SsoioError) -> JSONResponse:
         status = 429 if error.code == "rate_limited" else 403
     elif isinstance(error, PayloadTooLarge):
         status = 413
-    elif isinstance(error, ClusterUnavailable):
-        status = 503
     else:
         status = 400
     return JSONResponse({"ok": False, "error": error.as_dict()}, status, headers=headers)

@@ -16,6 +16,7 @@ import socketio
 from ssoio.app import SsoServer
 from ssoio.config import Settings, load_settings
 from ssoio.config.loading import validate_raw
+from ssoio.serving import uvicorn_options
 
 from .asgi_server import serve_asgi
 from .provider import NodeProvider
@@ -60,8 +61,8 @@ def _plain(value: Any) -> Any:
 async def running_ssoio(settings: Settings, **kwargs: Any) -> AsyncIterator[tuple[str, SsoServer]]:
     """An ssoio node with uvicorn configured as ``ssoio serve`` does; yields (url, server)."""
     server = SsoServer(settings, **kwargs)
-    async with serve_asgi(server.asgi_app, lifespan="on", ws="websockets-sansio",
-                          ws_per_message_deflate=False) as url:  # fmt: skip
+    options = {**uvicorn_options(server), "timeout_graceful_shutdown": 1}
+    async with serve_asgi(server.asgi_app, **options) as url:
         yield url, server
 
 

@@ -265,6 +265,8 @@ class TestParseJwks:
                 {**rsa_key.jwk, "kid": "enc-key", "use": "enc"},
                 {**rsa_key.jwk, "kid": "no-verify", "key_ops": ["encrypt"]},
                 {**rsa_key.jwk, "kid": "k" * 300},
+                {"kty": "oct", "kid": "short-secret", "k": "c2VjcmV0"},  # 48 bits < 112
+                {"kty": "oct", "kid": "pem", "k": "LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS0"},
                 "not an object",
                 rsa_key.jwk,
             ]

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ssoio.app import SsoServer
 from ssoio.config import Settings
 from ssoio.config.loading import validate_raw
+from ssoio.serving import uvicorn_options
 from tests.support.clock import FakeClock
 from tests.support.fake_idp import FakeIdp
 from tests.support.forge import SigningKey, forge
@@ -456,8 +457,8 @@ async def running_node(
         if configure is not None:
             configure(server)
         recorder = StatusRecorder(server.asgi_app)
-        async with serve_quickly(recorder, lifespan="on", ws="websockets-sansio",
-                                 ws_per_message_deflate=False) as url:  # fmt: skip
+        options = {**uvicorn_options(server), "timeout_graceful_shutdown": 1}
+        async with serve_quickly(recorder, **options) as url:
             logs.install()  # after uvicorn configured its loggers (it replaces their handlers)
             node = Node(url, server, idp, clock, key, logs, recorder)
             await _keys_loaded(server)

@@ -19,10 +19,6 @@ from tests.security.harness import Node
 from tests.support.raw_client import CONNECT_ERROR, encode_event
 
 FORBIDDEN = "forbidden"
-BUG_SECOND_CONNECT = (
-    "BUG: a second CONNECT to a connected namespace is answered with python-socketio's plain "
-    "'Unable to connect', not a wire code"
-)
 INVALID = "invalid_payload"
 
 
@@ -222,7 +218,6 @@ async def test_second_connect_packet_does_not_rerun_the_handler(live: Node) -> N
     await live.assert_healthy()
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_SECOND_CONNECT)
 async def test_second_connect_packet_is_answered_with_a_wire_code(live: Node) -> None:
     """DESIGN.md: a refused connect is connect_error {message, data: {code, message}}."""
     socket, _ = await live.client("erin")

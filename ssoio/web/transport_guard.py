@@ -1,0 +1,112 @@
+"""Engine.IO transport checks python-engineio 4.x does not make, before it sees a request.
+
+* JSONP polling (``j=``, Engine.IO v3) is refused with 400: a ``<script>`` tag of any
+  site could run it without an Origin header, and no Socket.IO v5 client uses it.
+* A long-polling POST over the transport limit is answered 413 at once and its session
+  closed; python-engineio would close the session and leave the POST unanswered until
+  a GET drained the session's queue.
+* On a WebSocket, a text frame that is no Engine.IO v4 packet (empty, or not starting
+  with a packet type 0-6) closes it with 1002 (RFC 6455 §7.4.1) and one log line;
+  python-engineio's reader would die with a stack trace and leave the session open.
+* A WebSocket is closed as soon as the server sends the Engine.IO CLOSE packet;
+  python-engineio would keep it open until ping_interval + ping_timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ssoio.errors import InvalidPayload, PayloadTooLarge
+from ssoio.web.responses import error_response
+
+__all__ = ["TransportGuard"]
+
+log = logging.getLogger(__name__)
+
+PACKET_TYPES = "0123456"  # Engine.IO v4: open, close, ping, pong, message, upgrade, noop
+CLOSE_PACKET = "1"
+
+
+class TransportGuard:
+    """ASGI middleware for the Engine.IO endpoint ``path`` (default ``/socket.io/``)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_http_bytes: int,
+        close_session: Callable[[str], Awaitable[None]],
+        path: str = "/socket.io/",
+    ) -> None:
+        self.app = app
+        self.max_http_bytes = max_http_bytes
+        self.close_session = close_session  # closes an Engine.IO session without waiting
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not str(scope.get("path", "")).startswith(self.path):
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            frames = _WebSocketFrames(receive, send)
+            await self.app(scope, frames.receive, frames.send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
+        if "j" in query:
+            refused = error_response(InvalidPayload("JSONP polling is not served"))
+            await refused(scope, receive, send)
+        elif scope["method"] == "POST" and _content_length(scope) > self.max_http_bytes:
+            await error_response(PayloadTooLarge())(scope, receive, send)
+            for sid in query.get("sid", [])[:1]:
+                await self.close_session(sid)
+        else:
+            await self.app(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == b"content-length":
+            text = bytes(value).decode("latin-1").strip()
+            return int(text) if text.isdigit() else 0  # the HTTP server refuses others
+    return 0
+
+
+class _WebSocketFrames:
+    """``receive``/``send`` of one Engine.IO WebSocket, with the checks above."""
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self.closed = False
+
+    async def receive(self) -> Message:
+        if self.closed:
+            return {"type": "websocket.disconnect", "code": 1000}
+        message = await self._receive()
+        text = message.get("text") if message["type"] == "websocket.receive" else None
+        if isinstance(text, str) and not (text and text[0] in PACKET_TYPES):
+            log.warning("engineio.frame.malformed length=%d", len(text))
+            await self._close(1002)
+            return {"type": "websocket.disconnect", "code": 1002}
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.closed:
+            return  # python-engineio still writes after its CLOSE (a PING); nobody reads it
+        if message["type"] == "websocket.close":
+            self.closed = True
+        await self._send(message)
+        if message["type"] == "websocket.send" and message.get("text") == CLOSE_PACKET:
+            await self._close(1000)
+
+    async def _close(self, code: int) -> None:
+        if not self.closed:
+            self.closed = True
+            await self._send({"type": "websocket.close", "code": code})
