@@ -48,6 +48,7 @@ class RealtimeSettings(Section):
     expiry_warning_s: float = Field(60, ge=0)
     ping_interval_s: float = Field(25, gt=0)
     ping_timeout_s: float = Field(20, gt=0)
+    max_backlog_packets: int = Field(1000, ge=10)
 
 
 class BucketSettings(Section):

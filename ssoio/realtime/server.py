@@ -72,6 +72,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     ) -> None:
         realtime = settings.realtime
         self._max_payload = realtime.max_payload_bytes
+        self._max_backlog = realtime.max_backlog_packets
         self._namespaces = tuple(settings.policy.namespaces)
         super().__init__(
             async_mode="asgi",
@@ -175,6 +176,20 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         )
 
     # -- messages and events -------------------------------------------------------------
+
+    async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+        # Every packet to a client (broadcasts included) passes here. python-engineio's
+        # queue per session is unbounded: a client that stops reading would grow it until
+        # the ping timeout, from every room it is in.
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None and socket.queue.qsize() >= self._max_backlog:
+            log.warning("realtime.backlog.exceeded packets=%d", socket.queue.qsize())
+            await self.abort_session(eio_sid)
+            while not socket.queue.empty():  # free it now; the writer may be stuck for good
+                socket.queue.get_nowait()
+                socket.queue.task_done()
+            return
+        await super()._send_eio_packet(eio_sid, eio_pkt)
 
     async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
         if isinstance(data, bytes):

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -28,24 +28,14 @@ from tests.support.raw_client import (
 )
 
 SIBLING_ALLOWED = "https://chat.acme.example"
-BUG_JSONP = "BUG: JSONP polling (j=) opens an Engine.IO session with no Origin check"
-BUG_POLLING_POST = (
-    "BUG: a long-polling POST over the transport limit ends the session but is never "
-    "answered (the request hangs)"
-)
-BUG_BAD_FRAME = (
-    "BUG: a text frame that is no Engine.IO packet crashes python-engineio's WebSocket "
-    "handler: a stack trace, and the session stays"
-)
-BUG_LINGERING_WEBSOCKET = (
-    "BUG: closing an Engine.IO session leaves its WebSocket open until ping_interval + "
-    "ping_timeout (45 s), uncounted by the per-IP cap"
-)
+BACKLOG = 100  # realtime.max_backlog_packets
 
 
 @pytest.fixture(scope="module")
 async def node(rsa_key: SigningKey) -> AsyncIterator[Node]:
-    settings = settings_from(server={"allowed_origins": [SIBLING_ALLOWED]})
+    settings = settings_from(
+        server={"allowed_origins": [SIBLING_ALLOWED]}, realtime={"max_backlog_packets": BACKLOG}
+    )
     async with running_node(settings, key=rsa_key) as running:
         yield running
 
@@ -468,13 +458,10 @@ async def test_unauthenticated_sessions_per_ip_are_capped(live: Node) -> None:
 # -- slow consumers -------------------------------------------------------------------------
 
 
-async def test_a_client_that_never_reads_does_not_stall_others(live: Node) -> None:
-    """A slow consumer's backlog is its own: broadcasts keep flowing to everyone else.
-
-    Messages are broadcast until the slow client's backlog shows on the server (its socket
-    buffers are full), so the case cannot pass vacuously."""
-    slow, _ = await live.client("erin")  # in tenant:acme with the sentinel; never reads again
-    backlog = live.server.sio.eio.sockets[slow.eio_sid].queue
+async def broadcast_while(live: Node, go_on: Callable[[int], bool]) -> tuple[int, float]:
+    """Broadcast 32 KB messages to tenant:acme while ``go_on(sent)``, the sentinel reading
+    them as they come; (messages sent, the slowest emit in s). Asserts the sentinel got
+    every one, in order."""
     assert live.sentinel is not None
     sentinel = live.sentinel
     blob = "x" * 32_000
@@ -489,15 +476,45 @@ async def test_a_client_that_never_reads_does_not_stall_others(live: Node) -> No
 
     reader = asyncio.create_task(read_all())
     slowest = 0.0
-    while sent < 1000 and (sent < 50 or backlog.qsize() < 20):
+    while go_on(sent):
         started = time.perf_counter()
         await live.server.emit("bulk", {"n": sent, "blob": blob}, room="tenant:acme")
         slowest = max(slowest, time.perf_counter() - started)
         sent += 1
         await asyncio.sleep(0)
-    assert backlog.qsize() >= 20, "the slow client never fell behind"
     await asyncio.wait_for(reader, 10)
-    assert slowest < 0.5, f"an emit blocked for {slowest:.2f} s"
     assert [d["n"] for d in received] == list(range(sent))
     sentinel.received.clear()
+    return sent, slowest
+
+
+async def test_a_client_that_never_reads_does_not_stall_others(live: Node) -> None:
+    """A slow consumer's backlog is its own: broadcasts keep flowing to everyone else.
+
+    Messages are broadcast until the slow client's backlog shows on the server (its socket
+    buffers are full), so the case cannot pass vacuously."""
+    slow, _ = await live.client("erin")  # in tenant:acme with the sentinel; never reads again
+    backlog = live.server.sio.eio.sockets[slow.eio_sid].queue
+    _, slowest = await broadcast_while(
+        live, lambda n: n < 1000 and (n < 50 or backlog.qsize() < 20)
+    )
+    assert backlog.qsize() >= 20, "the slow client never fell behind"
+    assert slowest < 0.5, f"an emit blocked for {slowest:.2f} s"
+    await live.assert_healthy()
+
+
+async def test_a_client_that_never_reads_is_disconnected_at_the_backlog_limit(
+    live: Node,
+) -> None:
+    """README: realtime.max_backlog_packets bounds what one client that does not read can
+    hold on the server; its session is closed and its queue freed, nobody else notices."""
+    slow, slow_sid = await live.client("erin")
+    socket = live.server.sio.eio.sockets[slow.eio_sid]
+    connections = live.server.gateway.connections
+    await broadcast_while(
+        live, lambda n: n < 20 * BACKLOG and connections.get(slow_sid) is not None
+    )
+    assert connections.get(slow_sid) is None, "never disconnected"
+    assert socket.queue.qsize() <= 1, "the backlog was kept"
+    assert any("realtime.backlog.exceeded" in text for text in live.logs.texts())
     await live.assert_healthy()
