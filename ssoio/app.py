@@ -136,7 +136,7 @@ class SsoServer:
         )
         socket_app = socketio.ASGIApp(self.sio, other_asgi_app=self.http_app)
         checked = TransportGuard(
-            socket_app, self.sio.eio.max_http_buffer_size, self.sio.abort_session
+            socket_app, self.sio.eio.max_http_buffer_size, self.sio.close_session
         )
         guarded = OriginGuard(checked, lambda: self.gateway.origins, self.observe)
         https = settings.server.public_url.startswith("https://")

@@ -110,11 +110,11 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         await self.leave_room(sid, room, namespace=namespace)
 
     async def close_session(self, eio_sid: str) -> None:
-        await self.eio.disconnect(eio_sid)
+        """Close an Engine.IO session now; a waiting long-poll GET gets the CLOSE packet.
 
-    async def abort_session(self, eio_sid: str) -> None:
-        """Close an Engine.IO session now: a waiting long-poll GET gets the CLOSE packet;
-        ``close_session`` would wait for a GET to drain the session's queue."""
+        Never ``eio.disconnect``: it waits until a GET drains the session's queue, which
+        an idle long-polling client may never send, and the gateway's timer task (token
+        expiry for the whole node) would wait with it."""
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None:
             await socket.close(wait=False, reason=self.eio.reason.TRANSPORT_ERROR)
@@ -184,7 +184,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None and socket.queue.qsize() >= self._max_backlog:
             log.warning("realtime.backlog.exceeded packets=%d", socket.queue.qsize())
-            await self.abort_session(eio_sid)
+            await self.close_session(eio_sid)
             while not socket.queue.empty():  # free it now; the writer may be stuck for good
                 socket.queue.get_nowait()
                 socket.queue.task_done()

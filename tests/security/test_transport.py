@@ -438,6 +438,24 @@ async def test_unauthenticated_websocket_is_closed(live: Node) -> None:
         await live.assert_healthy()
 
 
+async def test_idle_polling_session_does_not_stall_the_timers(live: Node) -> None:
+    """A long-polling client that never sends the next GET: python-engineio's disconnect
+    would wait for one, and with it the timer task that enforces token expiry on the node.
+    Closing it must not wait, and expiry must still be enforced afterwards."""
+    async with httpx.AsyncClient() as http:
+        session = await PollingSession.open(http, live.url)
+        assert live.server.gateway.unauthenticated_sessions == 1
+        await asyncio.wait_for(expire_unauthenticated(live), 1.0)
+        assert engineio_sessions(live) == 1
+        status, _ = await session.get()
+        assert status == 400  # the session is gone
+    _, sid = await live.client("erin", exp=int(live.clock()) + 5)
+    live.clock.advance(5 + live.server.settings.issuers[0].leeway_s + 1)
+    await asyncio.wait_for(live.server.gateway.tick(), 1.0)
+    assert live.server.gateway.connections.get(sid) is None, "the expired token still served"
+    await live.assert_healthy()
+
+
 async def test_unauthenticated_sessions_per_ip_are_capped(live: Node) -> None:
     """README: each client IP may hold realtime.max_unauthenticated_per_ip (20) of them."""
     cap = live.server.settings.realtime.max_unauthenticated_per_ip
