@@ -665,7 +665,10 @@ class Gateway:
     async def tick(self) -> None:
         """Act on everything due now (the timer loop calls this; tests may too)."""
         for due in self.scheduler.pop_due(self.clock()):
-            await self._fire(due)
+            try:
+                await self._fire(due)
+            except Exception as exc:  # the rest of the batch is popped already: go on
+                log.error("timers.failed kind=%s", type(exc).__name__)
         if len(self.scheduler) > 2 * (2 * len(self.connections) + len(self._pending)) + 1024:
             self.scheduler.compact(self._live)
 

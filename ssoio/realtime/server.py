@@ -191,9 +191,15 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             return
         await super()._send_eio_packet(eio_sid, eio_pkt)
 
-    async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+    async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
         if isinstance(data, bytes):
             return  # attachments of a binary event we refused; never buffered
+        if not isinstance(data, str):
+            # python-engineio JSON-decodes a message such as '4{}' or '4null' (Engine.IO
+            # v4 messages are text): no Socket.IO packet
+            log.warning("socketio.packet.malformed kind=%s", type(data).__name__)
+            await self.close_session(eio_sid)
+            return
         header = _HEADER.match(data)
         kind = header.group("type") if header else ""
         if len(data) > self._max_payload or kind in ("5", "6"):

@@ -8,12 +8,15 @@
 * On a WebSocket, a text frame that is no Engine.IO v4 packet (empty, or not starting
   with a packet type 0-6) closes it with 1002 (RFC 6455 §7.4.1) and one log line;
   python-engineio's reader would die with a stack trace and leave the session open.
+  A long-polling POST carrying such a packet is answered 400 and its session closed;
+  python-engineio would log a stack trace and answer "ok".
 * A WebSocket is closed as soon as the server sends the Engine.IO CLOSE packet;
   python-engineio would keep it open until ping_interval + ping_timeout.
 """
 
 from __future__ import annotations
 
+import binascii
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
@@ -62,12 +65,24 @@ class TransportGuard:
         if "j" in query:
             refused = error_response(InvalidPayload("JSONP polling is not served"))
             await refused(scope, receive, send)
-        elif scope["method"] == "POST" and _content_length(scope) > self.max_http_bytes:
-            await error_response(PayloadTooLarge())(scope, receive, send)
-            for sid in query.get("sid", [])[:1]:
-                await self.close_session(sid)
+        elif scope["method"] == "POST":
+            await self._post(scope, receive, send, query.get("sid", [""])[0])
         else:
             await self.app(scope, receive, send)
+
+    async def _post(self, scope: Scope, receive: Receive, send: Send, sid: str) -> None:
+        too_long = _content_length(scope) > self.max_http_bytes
+        body = None if too_long else await _read_body(receive, self.max_http_bytes)
+        if body is None:
+            await error_response(PayloadTooLarge())(scope, receive, send)
+        elif not _is_payload(body):
+            log.warning("engineio.payload.malformed length=%d", len(body))
+            await error_response(InvalidPayload("not an Engine.IO payload"))(scope, receive, send)
+        else:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        if sid:
+            await self.close_session(sid)
 
 
 def _content_length(scope: Scope) -> int:
@@ -76,6 +91,56 @@ def _content_length(scope: Scope) -> int:
             text = bytes(value).decode("latin-1").strip()
             return int(text) if text.isdigit() else 0  # the HTTP server refuses others
     return 0
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None once it grows over ``limit`` (chunked bodies too)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)  # the client went away; python-engineio sees it too
+        chunk = bytes(message.get("body", b""))
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
+
+
+def _is_payload(body: bytes) -> bool:
+    """Engine.IO v4 long-polling payload: packets separated by 0x1E, each a packet type
+    0-6 with its data, or "b" and base64 (a binary message)."""
+    try:
+        packets = body.decode("utf-8").split("\x1e")
+    except UnicodeDecodeError:
+        return False
+    return all(_is_packet(packet) for packet in packets)
+
+
+def _is_packet(text: str) -> bool:
+    if text.startswith("b"):
+        try:
+            binascii.a2b_base64(text[1:], strict_mode=True)
+        except (binascii.Error, ValueError):
+            return False
+        return True
+    return bool(text) and text[0] in PACKET_TYPES
 
 
 class _WebSocketFrames:
@@ -91,7 +156,9 @@ class _WebSocketFrames:
             return {"type": "websocket.disconnect", "code": 1000}
         message = await self._receive()
         text = message.get("text") if message["type"] == "websocket.receive" else None
-        if isinstance(text, str) and not (text and text[0] in PACKET_TYPES):
+        if isinstance(text, str) and not (
+            text and text[0] in PACKET_TYPES
+        ):  # no "b": binary frames
             log.warning("engineio.frame.malformed length=%d", len(text))
             await self._close(1002)
             return {"type": "websocket.disconnect", "code": 1002}

@@ -281,6 +281,27 @@ async def test_unauthenticated_sessions_time_out_and_are_capped(world: World) ->
     assert world.gateway.session_opened("e21", "10.1.1.1")
 
 
+async def test_a_failing_timer_does_not_drop_the_others_due(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """tick() pops everything due at once: one failure must not lose the rest."""
+    closed = world.transport.closed
+
+    async def close_session(eio_sid: str) -> None:
+        if eio_sid == "a":
+            raise RuntimeError("the transport broke")
+        closed.append(eio_sid)
+
+    world.transport.close_session = close_session  # type: ignore[method-assign]
+    for eio_sid in ("a", "b", "c"):
+        assert world.gateway.session_opened(eio_sid, "10.1.1.1")
+    world.clock.advance(5)
+    await world.gateway.tick()
+    assert sorted(closed) == ["b", "c"]
+    assert "timers.failed kind=RuntimeError" in caplog.text
+    assert "the transport broke" not in caplog.text
+
+
 async def test_disconnect_hooks(world: World) -> None:
     a1 = await world.connect("alice")
     a2 = await world.connect("alice", sid="alice-2")

@@ -263,6 +263,12 @@ MALFORMED: list[tuple[str, str | bytes, str]] = [
     ("Engine.IO v4: a PING from the client", "2", "ignored"),
     ("Engine.IO v4: an OPEN from the client", '0{"sid":"x"}', "ignored"),
     ("Engine.IO v4: a CLOSE from the client", "1", "closed"),
+    ("Engine.IO v4: a message that is a JSON object (python-engineio decodes it)", "4{}",
+     "closed"),
+    ("Engine.IO v4: a message that is JSON null", "4null", "closed"),
+    ("Engine.IO v4: a message that is a JSON list", '4[2,"x"]', "closed"),
+    ("Engine.IO v4: a message that is a JSON string of a packet (decoded, then handled)",
+     '4"27[\\"room:join\\",{\\"room\\":\\"staff\\"}]"', "forbidden"),
     ("Engine.IO v4: a binary frame without a binary event", b"\x00\x01" * 100, "ignored"),
 ]  # fmt: skip
 
@@ -325,6 +331,22 @@ async def test_oversized_event(live: Node, size: int, outcome: str) -> None:
     await socket.send('427["chat:send",' + json.dumps({"room": "tenant:acme:general",
                                                        "text": text}) + "]")  # fmt: skip
     assert await outcome_of(live, socket, sid) == outcome
+    await live.assert_healthy()
+
+
+@pytest.mark.parametrize("body", ["x", "", "4{}", "b!!!", "4hello\x1ex"],
+                         ids=["Engine.IO v4 payload: no packet type", "an empty payload",
+                              "a message that is JSON", "base64 that is not",
+                              "a good packet, then a bad one"])  # fmt: skip
+async def test_malformed_polling_post(live: Node, body: str) -> None:
+    """README input bounds, long-polling: a payload that is no Engine.IO packet is answered
+    4xx or ends the session; no stack trace, nothing left behind."""
+    async with httpx.AsyncClient() as http:
+        session = await PollingSession.open(http, live.url)
+        response = await session.post(body)
+        assert response.status_code in (200, 400), response.status_code
+        await session.close()
+    await live.force_clean()
     await live.assert_healthy()
 
 
