@@ -108,6 +108,9 @@ class _JsonFormatter(logging.Formatter):
                                 "logger": record.name}  # fmt: skip
         audit = getattr(record, "audit", None)
         body.update(audit if isinstance(audit, dict) else {"message": record.getMessage()})
+        if record.exc_info and record.exc_info[0] is not None:
+            # the type only: a traceback or an exception's text may quote client input
+            body["exception"] = record.exc_info[0].__name__
         return json.dumps(body, default=str)
 
 
