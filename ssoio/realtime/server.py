@@ -13,7 +13,8 @@ What this subclass changes, and why (python-socketio 5.x behaviour, see NOTES.md
 * Unknown namespaces get ``namespace_forbidden`` instead of "Unable to connect".
 * Every connect failure becomes a ``ConnectionRefusedError`` (any other exception would
   leave the client without CONNECT_ERROR and the sid registered).
-* Engine.IO sessions are counted per client IP until they authenticate (``Gateway``).
+* Engine.IO sessions are counted per client IP until they authenticate (``Gateway``),
+  and are ``ssoio.realtime.engine`` sessions: python-engineio's, lighter.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from ssoio.errors import (
     TokenMalformed,
     UnknownEvent,
 )
-from ssoio.realtime.environ import translate_request
+from ssoio.realtime.engine import EngineServer
 from ssoio.realtime.gateway import Gateway
 from ssoio.realtime.manager import LocalManager
 
@@ -88,14 +89,15 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             logger=False,
             engineio_logger=False,
         )
-        # python-engineio's driver table is shared by every server in the process: copy it
-        self.eio._async = {**self.eio._async, "translate_request": translate_request}
         self.gateway = gateway_factory(self)
         self._tasks: set[asyncio.Task[None]] = set()
         self.pending_events = self._tasks  # in-flight client events (drained at shutdown)
         for namespace in self._namespaces:
             self.on("connect", self._connect_handler(namespace), namespace=namespace)
             self.on("disconnect", self._disconnect_handler(namespace), namespace=namespace)
+
+    def _engineio_server_class(self) -> type[EngineServer]:
+        return EngineServer
 
     def _origin_allowed(self, origin: str | None, _environ: Any = None) -> bool:
         # CORS headers only; disallowed origins were already refused by OriginGuard.

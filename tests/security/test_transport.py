@@ -16,14 +16,19 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
+from ssoio.realtime.engine import EngineSocket
 from tests.security.harness import Node, running_node, settings_from
 from tests.support.forge import SigningKey
 from tests.support.raw_client import (
     ACK,
+    CONNECT,
     PollingSession,
     RawSocket,
     SocketClosedError,
+    encode_event,
     handshake_status,
 )
 
@@ -506,13 +511,18 @@ async def broadcast_while(live: Node, go_on: Callable[[int], bool]) -> tuple[int
     sentinel = live.sentinel
     blob = "x" * 32_000
     received: list[Any] = []
-    sent = 0
+    sent, sending = 0, True
+    all_in = asyncio.Event()
 
     async def read_all() -> None:
-        while sent == 0 or len(received) < sent:
-            data = await sentinel.wait_event("bulk", where=lambda d: d["n"] >= len(received))
-            assert data is not None, f"the sentinel stalled after {len(received)} messages"
+        def wanted(data: Any) -> bool:
+            return bool(data["n"] >= len(received))
+
+        while (data := await sentinel.wait_event("bulk", where=wanted)) is not None:
             received.append(data)
+            if not sending and len(received) >= sent:
+                break
+        all_in.set()
 
     reader = asyncio.create_task(read_all())
     slowest = 0.0
@@ -522,8 +532,14 @@ async def broadcast_while(live: Node, go_on: Callable[[int], bool]) -> tuple[int
         slowest = max(slowest, time.perf_counter() - started)
         sent += 1
         await asyncio.sleep(0)
-    await asyncio.wait_for(reader, 10)
-    assert [d["n"] for d in received] == list(range(sent))
+    sending = False
+    if len(received) < sent:
+        await asyncio.wait_for(all_in.wait(), 10)
+    reader.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reader
+    numbers = [d["n"] for d in received]
+    assert numbers == list(range(sent)), f"the sentinel stalled after {len(received)} messages"
     sentinel.received.clear()
     return sent, slowest
 
@@ -557,4 +573,118 @@ async def test_a_client_that_never_reads_is_disconnected_at_the_backlog_limit(
     assert connections.get(slow_sid) is None, "never disconnected"
     assert socket.queue.qsize() <= 1, "the backlog was kept"
     assert any("realtime.backlog.exceeded" in text for text in live.logs.texts())
+    await live.assert_healthy()
+
+
+# -- what an idle session holds -------------------------------------------------------------
+
+
+def _server_tasks() -> set[asyncio.Task[Any]]:
+    """Tasks the node runs for its connections (uvicorn, python-engineio, ssoio)."""
+    places = ("/uvicorn/", "/engineio/", "/socketio/", "/ssoio/")
+    return {
+        task
+        for task in asyncio.all_tasks()
+        if any(place in task.get_coro().cr_code.co_filename for place in places)  # type: ignore[union-attr]
+    }
+
+
+def _held_by(task: asyncio.Task[Any]) -> list[Any]:
+    """The local variables of every frame a task is suspended in (packets opened)."""
+    held: list[Any] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is not None:
+            for value in frame.f_locals.values():
+                held += [value, getattr(value, "data", None)]
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return held
+
+
+async def test_an_idle_session_holds_two_tasks_and_not_its_access_token(live: Node) -> None:
+    """ssoio.realtime.engine: python-engineio parked five tasks per idle WebSocket session
+    (a reader and a writer, each wrapped by wait_for, and a ping task asleep) and kept the
+    last message it handled (for an idle session, the CONNECT with the access token)."""
+    before = _server_tasks()
+    socket = await live.open()
+    token = live.token("erin")
+    answer = await socket.connect({"token": token})
+    assert answer is not None
+    assert answer.type == CONNECT
+    await asyncio.sleep(0.05)
+    added = _server_tasks() - before
+    assert len(added) == 2, sorted(task.get_coro().cr_code.co_qualname for task in added)  # type: ignore[union-attr]
+    session = live.server.sio.eio.sockets[socket.eio_sid]
+    assert type(session) is EngineSocket
+    held = [value for task in added for value in _held_by(task)]
+    assert not any(isinstance(value, str) and token in value for value in held)
+    await live.assert_healthy()
+
+
+async def test_a_closed_session_leaves_no_ping_timer(live: Node) -> None:
+    """python-engineio left a closed session's ping task asleep for ping_interval."""
+    socket, _ = await live.client("erin")
+    session = live.server.sio.eio.sockets[socket.eio_sid]
+    timer = session._ping_timer
+    assert timer is not None, "no ping scheduled"
+    await socket.close()
+    await live.assert_healthy()
+    assert timer.cancelled()
+    assert session._ping_timer is None
+
+
+async def _upgrade_socket(live: Node, sid: str) -> ClientConnection:
+    url = live.url.replace("http://", "ws://", 1)
+    return await connect(
+        f"{url}/socket.io/?EIO=4&transport=websocket&sid={sid}",
+        compression=None, ping_interval=None, close_timeout=1, proxy=None,
+    )  # fmt: skip
+
+
+async def _connected_polling(live: Node, http: httpx.AsyncClient) -> PollingSession:
+    session = await PollingSession.open(http, live.url)
+    await session.post("40" + json.dumps({"token": live.token("erin")}))
+    status, frames = await session.get()
+    assert status == 200
+    assert frames[0].startswith("40{"), frames
+    return session
+
+
+async def test_a_polling_session_upgrades_to_websocket(live: Node) -> None:
+    """Engine.IO v4 "Upgrade" (what browsers do): ping probe, pong probe, upgrade; the
+    session then carries events over the WebSocket."""
+    async with httpx.AsyncClient() as http:
+        session = await _connected_polling(live, http)
+        async with await _upgrade_socket(live, session.sid) as ws:
+            await ws.send("2probe")
+            assert await asyncio.wait_for(ws.recv(), 5) == "3probe"
+            await ws.send("5")
+            await ws.send(encode_event("no:such:event", {}, ack=7))
+            ack = await asyncio.wait_for(ws.recv(), 5)
+            if ack == "6":  # the NOOP that ends a pending poll, if none was pending
+                ack = await asyncio.wait_for(ws.recv(), 5)
+            assert isinstance(ack, str)
+            assert ack.startswith("437["), ack
+            assert json.loads(ack[3:])[0]["error"]["code"] == "unknown_event"
+            assert live.server.sio.eio.sockets[session.sid].upgraded
+    await live.assert_healthy()
+
+
+@pytest.mark.parametrize("probe", ["2", "2nope", "5", "40{}"])
+async def test_a_failed_upgrade_leaves_the_polling_session_working(live: Node, probe: str) -> None:
+    """Engine.IO v4 "Upgrade": anything but the ping probe ends the WebSocket attempt; the
+    long-polling transport carries on."""
+    async with httpx.AsyncClient() as http:
+        session = await _connected_polling(live, http)
+        async with await _upgrade_socket(live, session.sid) as ws:
+            await ws.send(probe)
+            with contextlib.suppress(ConnectionClosed):
+                assert await asyncio.wait_for(ws.recv(), 5) is None, "answered a bad probe"
+        assert not live.server.sio.eio.sockets[session.sid].upgraded
+        await session.post(encode_event("no:such:event", {}, ack=7))
+        status, frames = await session.get()
+        assert status == 200
+        assert frames[0].startswith("437["), frames
+        await session.close()
     await live.assert_healthy()

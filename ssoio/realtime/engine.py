@@ -1,0 +1,279 @@
+"""python-engineio's per-session machinery without its weight: same protocol, same states.
+
+An idle WebSocket session of python-engineio 4.x holds two ``asyncio.Queue`` (its own and
+uvicorn's, ~2.5 KiB each: three deques and an ``Event`` with a fourth), a writer task
+parked in ``wait_for(queue.get())`` (which wraps the get in a second task), a reader task
+parked the same way and a ping task asleep for ``ping_interval``; every packet in or out
+creates a task for ``wait_for``. With thousands of connections that is most of a node's
+memory and a good part of its CPU per connect and per event (``benchmarks/realtime.py``).
+
+``EngineSocket`` keeps python-engineio's session states and packets and changes how it
+waits: ``asyncio.timeout`` (no task per wait), the ping as a timer handle (cancelled when
+the session closes, instead of a task left asleep), and the last received message
+dropped once handled (it was kept until the next one: for an idle session, the CONNECT
+packet with its access token). ``PacketQueue`` and ``Flag`` are the parts of
+``asyncio.Queue`` and ``asyncio.Event`` that python-engineio and uvicorn use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Generic, TypeVar
+
+import engineio
+from engineio import async_socket, exceptions, packet
+
+from ssoio.realtime.environ import translate_request
+
+__all__ = ["EngineServer", "EngineSocket", "Flag", "PacketQueue"]
+
+T = TypeVar("T")
+
+
+class Flag:
+    """``asyncio.Event`` as uvicorn uses it (``set``, ``clear``, ``wait``), without a deque."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self, *, is_set: bool = False) -> None:
+        self._set = is_set
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+
+class PacketQueue(Generic[T]):
+    """An unbounded FIFO: the part of ``asyncio.Queue`` python-engineio and uvicorn use.
+
+    The same semantics (a woken getter that is cancelled passes its wake-up on, ``join``
+    waits for a ``task_done`` per item), in a few hundred bytes instead of ~2.5 KiB."""
+
+    __slots__ = ("_done", "_getters", "_items", "_unfinished")
+
+    def __init__(self) -> None:
+        self._items: list[T] = []
+        self._getters: list[asyncio.Future[None]] = []
+        self._unfinished = 0
+        self._done = Flag(is_set=True)
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: T) -> None:
+        self._items.append(item)
+        self._unfinished += 1
+        self._done.clear()
+        self._wake_getter()
+
+    async def put(self, item: T) -> None:
+        self.put_nowait(item)
+
+    def get_nowait(self) -> T:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.pop(0)
+
+    async def get(self) -> T:
+        while not self._items:
+            getter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                getter.cancel()
+                if getter in self._getters:
+                    self._getters.remove(getter)
+                elif self._items:  # woken, then cancelled: the item is someone else's
+                    self._wake_getter()
+                raise
+        return self._items.pop(0)
+
+    def task_done(self) -> None:
+        if self._unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= 1
+        if self._unfinished == 0:
+            self._done.set()
+
+    async def join(self) -> None:
+        await self._done.wait()
+
+    def _wake_getter(self) -> None:
+        while self._getters:
+            getter = self._getters.pop(0)
+            if not getter.done():
+                getter.set_result(None)
+                return
+
+
+class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
+    """A python-engineio session that waits without tasks (see the module docstring)."""
+
+    last_ping: float | None
+    connected: bool
+    _ping_timer: asyncio.TimerHandle | None = None
+
+    async def poll(self) -> list[Any]:
+        """The packets waiting for the client (at least one, or the session ended)."""
+        try:
+            async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+                first = await self.queue.get()
+        except (TimeoutError, asyncio.CancelledError):
+            # python-engineio's own behaviour: the transport ends, the task goes on
+            raise exceptions.QueueEmpty() from None
+        self.queue.task_done()
+        if first is None:
+            return []
+        packets = [first]
+        while not self.queue.empty():
+            pkt = self.queue.get_nowait()
+            self.queue.task_done()
+            if pkt is None:
+                self.queue.put_nowait(None)
+                break
+            packets.append(pkt)
+        return packets
+
+    def schedule_ping(self) -> None:
+        # Engine.IO v4 §"Heartbeat": the server pings every ping_interval once answered.
+        if self.last_ping:
+            self.last_ping = None
+            loop = asyncio.get_running_loop()
+            self._ping_timer = loop.call_later(self.server.ping_interval, self._ping)
+
+    def _ping(self) -> None:
+        self._ping_timer = None
+        if not self.closing and not self.closed:
+            self.last_ping = time.time()
+            self.queue.put_nowait(packet.Packet(packet.PING))
+
+    async def close(
+        self, wait: bool = True, abort: bool = False, reason: object = None
+    ) -> None:  # fmt: skip
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+        await super().close(wait=wait, abort=abort, reason=reason)
+
+    async def _websocket_handler(self, ws: Any) -> None:
+        """Engine.IO over a WebSocket: python-engineio's handler, waiting without tasks."""
+        if self.connected:
+            if not await self._upgrade(ws):
+                return
+        else:
+            self.connected = True
+            self.upgraded = True
+        writer = asyncio.ensure_future(self._write(ws))
+        while True:
+            try:
+                pkt = await self._next_packet(ws)
+            except (Exception, asyncio.CancelledError):
+                break  # python-engineio's: a failed or cancelled read ends the transport
+            if pkt is None:
+                break
+            try:
+                await self.receive(pkt)
+            except exceptions.UnknownPacketError:
+                pass
+            except exceptions.SocketIsClosedError:
+                break
+            except Exception:
+                self.server.logger.exception("Unknown receive error")
+            del pkt  # an idle session must not keep its last message (a token, often)
+        await self.queue.put(None)  # unblock the writer
+        await writer
+        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+    async def _next_packet(self, ws: Any) -> Any:
+        """The next packet from the client; None when it closed. Raises on timeout."""
+        async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+            data = await ws.wait()
+        if data is None:
+            return None
+        if len(data) > self.server.max_http_buffer_size:
+            raise ValueError("packet is too large")
+        return packet.Packet(encoded_packet=data)
+
+    async def _upgrade(self, ws: Any) -> bool:
+        """Engine.IO v4 §"Upgrade": ping probe, pong probe, upgrade; False if it failed."""
+        self.upgrading = True  # hold packet sends during the upgrade
+        try:
+            probe = await self._next_packet(ws)
+            if probe is None or probe.packet_type != packet.PING or probe.data != "probe":
+                return False
+            await ws.send(packet.Packet(packet.PONG, data="probe").encode())
+            await self.queue.put(packet.Packet(packet.NOOP))  # end the pending poll
+            upgrade = await self._next_packet(ws)
+            if upgrade is None or upgrade.packet_type != packet.UPGRADE:
+                return False
+            self.upgraded = True
+            return True
+        except (OSError, TimeoutError, ValueError):
+            return False
+        finally:
+            self.upgrading = False
+
+    async def _write(self, ws: Any) -> None:
+        while True:
+            try:
+                packets = await self.poll()
+            except exceptions.QueueEmpty:
+                break
+            if not packets:
+                break
+            try:
+                for pkt in packets:
+                    await ws.send(pkt.encode())
+            except (Exception, asyncio.CancelledError):
+                break
+        await ws.close()
+
+
+class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
+    """python-engineio's server whose sessions are ``EngineSocket`` with a ``PacketQueue``,
+    and whose requests are translated by ssoio (the real client address)."""
+
+    _async: dict[str, Any]
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # python-engineio's driver table is shared by every server in the process: copy it
+        self._async = {**self._async, "translate_request": translate_request}
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue[Any]:
+        return PacketQueue()
+
+    async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "connect":
+            # python-engineio constructs its own socket class; the session's first event
+            # comes before it is used for anything, so it becomes an EngineSocket here.
+            socket = self.sockets.get(args[0])
+            if type(socket) is async_socket.AsyncSocket:
+                socket.__class__ = EngineSocket
+        return await super()._trigger_event(event, *args, **kwargs)
