@@ -703,11 +703,13 @@ class Gateway:
                 await self.tick()
             except Exception:  # a timer must never die silently; log one line, go on
                 log.error("timers.failed", exc_info=False)
+            self.scheduler.drop_stale(self._live)
             deadline = self.scheduler.next_deadline()
             delay = 1.0 if deadline is None else min(1.0, max(0.0, deadline - self.clock()))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
 
 class _NoSession(AuthenticationError):

@@ -51,6 +51,13 @@ class Scheduler:
             due.append(heapq.heappop(self._heap))
         return due
 
+    def drop_stale(self, live: Callable[[Due], bool]) -> None:
+        """Pop the stale entries at the head, so that ``next_deadline`` is a live one: the
+        timeout entry of every session that authenticated would otherwise wake the timer
+        loop once, for nothing."""
+        while self._heap and not live(self._heap[0]):
+            heapq.heappop(self._heap)
+
     def compact(self, live: Callable[[Due], bool]) -> None:
         """Drop entries ``live`` rejects (call when stale entries pile up)."""
         self._heap = [entry for entry in self._heap if live(entry)]

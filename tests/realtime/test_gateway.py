@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,6 +301,33 @@ async def test_a_failing_timer_does_not_drop_the_others_due(
     assert sorted(closed) == ["b", "c"]
     assert "timers.failed kind=RuntimeError" in caplog.text
     assert "the transport broke" not in caplog.text
+
+
+async def test_sessions_that_authenticated_do_not_wake_the_timer_loop(world: World) -> None:
+    """Their timeout entries stay in the scheduler (lazy deletion); the loop must look past
+    them instead of waking once for each (at 1,000 connects per second, 1,000 wake-ups)."""
+    ticks = 0
+    tick = world.gateway.tick
+
+    async def counted() -> None:
+        nonlocal ticks
+        ticks += 1
+        await tick()
+
+    world.gateway.tick = counted  # type: ignore[method-assign]
+    for i in range(20):
+        world.gateway.session_opened(f"e-s{i}", "10.0.0.1")
+        await world.connect("alice", f"s{i}")
+        world.clock.advance(0.01)
+    # just before the first (stale) timeout entry: without the skip, the loop would wake
+    # every millisecond (the fake clock stands still) for as long as this test waits
+    await world.gateway.stop()  # (connect started it)
+    world.clock.advance(world.gateway.settings.realtime.unauthenticated_timeout_s - 0.201)
+    ticks = 0
+    world.gateway.start()
+    await asyncio.sleep(0.3)
+    await world.gateway.stop()
+    assert ticks <= 3
 
 
 async def test_disconnect_hooks(world: World) -> None:

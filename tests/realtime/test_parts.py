@@ -136,3 +136,12 @@ def test_scheduler_pops_in_order_and_compacts() -> None:
     scheduler.compact(lambda due: due.key != "d")
     assert [d.key for d in scheduler.pop_due(100.0)] == ["e"]
     assert len(scheduler) == 0
+
+
+def test_scheduler_drops_stale_entries_at_its_head() -> None:
+    scheduler = Scheduler()
+    for when, key in [(1.0, "stale"), (2.0, "live"), (3.0, "stale too")]:
+        scheduler.add(when, "unauthenticated", key)
+    scheduler.drop_stale(lambda due: due.key == "live")
+    assert scheduler.next_deadline() == 2.0
+    assert len(scheduler) == 2  # only the head is examined: O(stale entries at the head)
