@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,7 +23,36 @@ __all__ = ["ClusterManager", "link", "shared_limiter"]
 
 
 class ClusterManager(IndexedRooms, socketio.AsyncRedisManager):  # type: ignore[misc]
-    """python-socketio's Redis manager (room emits across nodes), with the room index."""
+    """python-socketio's Redis manager (room emits across nodes), with the room index.
+
+    python-socketio delivers an emit to this node's members first and publishes it for the
+    other nodes after, so with thousands of members here every other node waits for this
+    node's whole fan-out. Here the publish starts first (it runs until its command is
+    written to Redis) and this node delivers while Redis answers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._publishing: dict[int, asyncio.Task[Any]] = {}
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        if message.get("host_id") != self.host_id:  # from another node: deliver only
+            await super()._handle_emit(message)
+            return
+        publish = asyncio.ensure_future(super()._publish(message))
+        self._publishing[id(message)] = publish
+        await asyncio.sleep(0)  # let it write to Redis
+        try:
+            await super()._handle_emit(message)
+        except BaseException:
+            # python-socketio will not call _publish; the publish finishes by itself
+            self._publishing.pop(id(message), None)
+            raise
+
+    async def _publish(self, data: dict[str, Any]) -> Any:
+        started = self._publishing.pop(id(data), None)
+        if started is not None:
+            return await started
+        return await super()._publish(data)
 
 
 def link(gateway: Gateway, bus: ClusterBus, reload: Callable[[], Awaitable[Any]]) -> None:
