@@ -63,7 +63,6 @@ import http.client
 import json
 import math
 import os
-import pstats
 import queue
 import re
 import shutil
@@ -87,9 +86,21 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 if not __package__:  # run as a file: make the `benchmarks` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.fanout_clients import EVENT, raise_file_limit, sign
-from benchmarks.loadgen import AUDIENCE, core_busy_seconds, cpu_seconds
-from benchmarks.realtime import ISSUER, fmt, machine_line, package, public_jwk, where
+from benchmarks.fanout_clients import EVENT
+from benchmarks.loadgen import AUDIENCE, core_busy_seconds, cpu_seconds, sign
+from benchmarks.realtime import (
+    ISSUER,
+    fmt,
+    free_port,
+    load_profile,
+    machine_line,
+    package_table,
+    pin,
+    public_jwk,
+    raise_file_limit,
+    top_table,
+    where,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -107,12 +118,6 @@ PACED_FIRST, BURST_FIRST = 1_000, 100_000  # message ids of each mode (warm-ups:
 # -- processes --------------------------------------------------------------------------------
 
 
-def pin(pid: int, core: int) -> None:
-    """Pin process ``pid`` (0: this one) to ``core``, on a machine with two cores or more."""
-    if (os.cpu_count() or 1) >= 2:
-        os.sched_setaffinity(pid, {core})
-
-
 def child_setup(core: int) -> Callable[[], None]:
     """A child's pre-exec: pinned to ``core``, descriptor limit raised, and killed when this
     driver dies."""
@@ -124,13 +129,6 @@ def child_setup(core: int) -> Callable[[], None]:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
     return preexec
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def open_files_limit(pid: int) -> str:
@@ -835,27 +833,19 @@ def redis_version() -> str:
 # python-socketio's and ssoio's steps of a fan-out, whose inclusive time is listed.
 STEPS = (
     ("ssoio/web/api.py", "emit", "the POST /api/v1/emit handler"),
-    ("socketio/async_pubsub_manager.py", "emit", "AsyncPubSubManager.emit (A: local + publish)"),
+    ("socketio/async_pubsub_manager.py", "emit", "AsyncPubSubManager.emit (A: publish + local)"),
     ("socketio/async_redis_manager.py", "_publish", "AsyncRedisManager._publish (A)"),
     ("socketio/async_pubsub_manager.py", "_handle_emit", "AsyncPubSubManager._handle_emit"),
     ("socketio/async_manager.py", "emit", "AsyncManager.emit (one task per recipient)"),
     ("socketio/async_server.py", "_send_eio_packet", "AsyncServer._send_eio_packet"),
     ("engineio/async_socket.py", "send", "engineio AsyncSocket.send (queue)"),
-    ("engineio/async_socket.py", "writer", "engineio's writer task (websocket sends)"),
+    ("ssoio/realtime/engine.py", "_write", "EngineSocket._write (websocket sends)"),
 )
 
 
 def profile_lines(stats_file: Path, limit: int, deliveries: int) -> list[str]:
-    stats = pstats.Stats(str(stats_file))
-    entries: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
-    total = sum(entry[2] for entry in entries.values()) or 1.0
-    by_package: dict[str, float] = {}
-    for (filename, _line, _name), entry in entries.items():
-        key = package(filename)
-        by_package[key] = by_package.get(key, 0.0) + entry[2]
-    lines = ["Own time by package:", "", "| package | own time |", "| --- | ---: |"]
-    for name, own in sorted(by_package.items(), key=lambda item: -item[1])[:10]:
-        lines.append(f"| {name} | {own / total:.1%} |")
+    entries, total = load_profile(stats_file)
+    lines = package_table(entries, total, 10)
     lines += ["", "Inclusive time of the fan-out's steps:", "",
               "| step | share | profiled µs per delivery |",
               "| --- | ---: | ---: |"]  # fmt: skip
@@ -864,16 +854,8 @@ def profile_lines(stats_file: Path, limit: int, deliveries: int) -> list[str]:
             if name == function and where(filename).endswith(path) and entry[1]:
                 lines.append(f"| {label} | {entry[3] / total:.1%} | "
                              f"{entry[3] / max(deliveries, 1) * 1e6:,.1f} |")  # fmt: skip
-    lines += ["", f"Top {limit} functions by own time (a coroutine's calls count its resumptions):",
-              "",
-              "| own time | own s | cum s | calls | function |",
-              "| ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
-    ranked = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:limit]
-    for (filename, line, name), (_cc, calls, own, cumulative, _callers) in ranked:
-        place = f"{where(filename)}:{line}" if line else where(filename)
-        lines.append(f"| {own / total:.1%} | {own:.3f} | {cumulative:.3f} | {calls:,} | "
-                     f"`{name}` {place} |")  # fmt: skip
-    return lines
+    title = f"Top {limit} functions by own time (a coroutine's calls count its resumptions):"
+    return [*lines, "", *top_table(entries, total, limit, title)]
 
 
 def profile_section(bench: Bench, limit: int) -> list[str]:

@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -42,30 +40,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from benchmarks.loadgen import AUDIENCE, KID, Client, ConnectRefused, Sockets, Tally, open_many
+from benchmarks.loadgen import AUDIENCE, Client, ConnectRefused, Sockets, Tally, open_many, sign
+from benchmarks.realtime import raise_file_limit
 
 EVENT = "fanout"
 PREFIX = f'42["{EVENT}",'  # an EVENT packet of the default namespace, no ack id
 
 
 # -- tokens ---------------------------------------------------------------------------------
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def sign(key: rsa.RSAPrivateKey, claims: dict[str, Any]) -> str:
-    """An RS256 JWT of ``claims`` with the benchmark issuer's key (``typ: at+jwt``)."""
-    header = b64url(json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": KID}).encode())
-    signing_input = f"{header}.{b64url(json.dumps(claims).encode())}"
-    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{b64url(signature)}"
 
 
 def member_tokens(
@@ -89,15 +76,6 @@ def load_key(path: str) -> rsa.RSAPrivateKey:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise SystemExit("--key must be an RSA private key")
     return key
-
-
-def raise_file_limit() -> tuple[int, int]:
-    """Raise the soft descriptor limit to the hard one; the (soft, hard) limit after."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
-        soft = 1 << 20 if hard == resource.RLIM_INFINITY else hard
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 # -- receiving ------------------------------------------------------------------------------

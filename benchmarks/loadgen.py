@@ -69,9 +69,16 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def sign(key: rsa.RSAPrivateKey, claims: dict[str, Any]) -> str:
+    """An RS256 JWT of ``claims`` with the benchmark issuer's key (``typ: at+jwt``)."""
+    header = _b64(json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": KID}).encode())
+    signing_input = f"{header}.{_b64(json.dumps(claims).encode())}"
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64(signature)}"
+
+
 def make_tokens(key: rsa.RSAPrivateKey, issuer: str, count: int, prefix: str) -> list[str]:
     """``count`` distinct RS256 access tokens (RFC 9068 shaped, Keycloak-style claims)."""
-    header = _b64(json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": KID}).encode())
     now = int(time.time())
     tokens = []
     for i in range(count):
@@ -81,9 +88,7 @@ def make_tokens(key: rsa.RSAPrivateKey, issuer: str, count: int, prefix: str) ->
             "scope": "openid chat", "realm_access": {"roles": ["staff"]},
             "tenant": ("acme", "globex")[i % 2],
         }  # fmt: skip
-        signing_input = f"{header}.{_b64(json.dumps(claims).encode())}"
-        signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-        tokens.append(f"{signing_input}.{_b64(signature)}")
+        tokens.append(sign(key, claims))
     return tokens
 
 

@@ -134,12 +134,14 @@ def pinned_to(core: int) -> Callable[[], None]:
     return preexec
 
 
-def raise_file_limit() -> None:
-    """Thousands of sockets per process: raise the soft descriptor limit (inherited)."""
+def raise_file_limit() -> tuple[int, int]:
+    """Thousands of sockets per process: raise the soft descriptor limit (inherited) to the
+    hard one; the (soft, hard) limit after."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = 65536 if hard == resource.RLIM_INFINITY else hard
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        soft = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 def free_port() -> int:
@@ -501,17 +503,42 @@ ENTRY_POINTS = (
 )
 
 
-def top_functions(stats_file: Path, limit: int, ops: int) -> list[str]:
-    stats = pstats.Stats(str(stats_file))
-    entries: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
-    total = sum(entry[2] for entry in entries.values()) or 1.0
+ProfileEntries = dict[tuple[str, int, str], tuple[Any, ...]]
+
+
+def load_profile(stats_file: Path) -> tuple[ProfileEntries, float]:
+    """cProfile's entries in ``stats_file`` and their total own time (s)."""
+    entries: ProfileEntries = pstats.Stats(str(stats_file)).stats  # type: ignore[attr-defined]
+    return entries, sum(entry[2] for entry in entries.values()) or 1.0
+
+
+def package_table(entries: ProfileEntries, total: float, count: int) -> list[str]:
+    """The ``count`` packages with the most own time (Markdown lines)."""
     by_package: dict[str, float] = {}
     for (filename, _line, _name), entry in entries.items():
         key = package(filename)
         by_package[key] = by_package.get(key, 0.0) + entry[2]
     lines = ["Own time by package:", "", "| package | own time |", "| --- | ---: |"]
-    for name, own in sorted(by_package.items(), key=lambda item: -item[1])[:12]:
+    for name, own in sorted(by_package.items(), key=lambda item: -item[1])[:count]:
         lines.append(f"| {name} | {own / total:.1%} |")
+    return lines
+
+
+def top_table(entries: ProfileEntries, total: float, limit: int, title: str) -> list[str]:
+    """The ``limit`` functions with the most own time, under ``title`` (Markdown lines)."""
+    lines = [title, "", "| own time | own s | cum s | calls | function |",
+             "| ---: | ---: | ---: | ---: | --- |"]  # fmt: skip
+    ranked = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:limit]
+    for (filename, line, name), (_cc, calls, own, cumulative, _callers) in ranked:
+        place = f"{where(filename)}:{line}" if line else where(filename)
+        lines.append(f"| {own / total:.1%} | {own:.3f} | {cumulative:.3f} | {calls:,} | "
+                     f"`{name}` {place} |")  # fmt: skip
+    return lines
+
+
+def top_functions(stats_file: Path, limit: int, ops: int) -> list[str]:
+    entries, total = load_profile(stats_file)
+    lines = package_table(entries, total, 12)
     lines += ["", "Inclusive time of ssoio's entry points:", "",
               "| entry point | share | profiled µs per op |", "| --- | ---: | ---: |"]  # fmt: skip
     for (filename, _line, name), entry in entries.items():
@@ -519,19 +546,7 @@ def top_functions(stats_file: Path, limit: int, ops: int) -> list[str]:
             if name == function and where(filename) == path and entry[1]:
                 lines.append(f"| {label} | {entry[3] / total:.1%} | "
                              f"{entry[3] / max(ops, 1) * 1e6:,.0f} |")  # fmt: skip
-    lines += [
-        "",
-        f"Top {limit} functions by own time:",
-        "",
-        "| own time | own s | cum s | calls | function |",
-        "| ---: | ---: | ---: | ---: | --- |",
-    ]
-    ranked = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:limit]
-    for (filename, line, name), (_cc, calls, own, cumulative, _callers) in ranked:
-        place = f"{where(filename)}:{line}" if line else where(filename)
-        lines.append(f"| {own / total:.1%} | {own:.3f} | {cumulative:.3f} | {calls:,} | "
-                     f"`{name}` {place} |")  # fmt: skip
-    return lines
+    return [*lines, "", *top_table(entries, total, limit, f"Top {limit} functions by own time:")]
 
 
 def profile_section(bench: Bench, limit: int) -> list[str]:
