@@ -22,7 +22,7 @@ class ServerStartError(RuntimeError):
     """uvicorn did not start listening in time (or stopped while starting)."""
 
 
-def _config(app: Callable[..., Any], overrides: dict[str, Any]) -> uvicorn.Config:
+def quiet_config(app: Callable[..., Any], overrides: dict[str, Any]) -> uvicorn.Config:
     """uvicorn settings for tests: an OS-chosen port, quiet logs, and a short graceful shutdown.
 
     A client that went away can leave an engine.io long-polling request open for ~45 s and a
@@ -39,7 +39,7 @@ def _config(app: Callable[..., Any], overrides: dict[str, Any]) -> uvicorn.Confi
     return uvicorn.Config(app, **settings)
 
 
-def _bound_port(server: uvicorn.Server) -> int:
+def bound_port(server: uvicorn.Server) -> int:
     """The port the OS picked for port 0 (uvicorn only knows the one it was asked for)."""
     name = server.servers[0].sockets[0].getsockname()
     assert isinstance(name, tuple)
@@ -78,10 +78,10 @@ async def serve_asgi(app: Callable[..., Any], **config: Any) -> AsyncIterator[st
 
     Keyword arguments override the uvicorn.Config settings (e.g. `ws="wsproto"`).
     """
-    server = uvicorn.Server(_config(app, config))
+    server = uvicorn.Server(quiet_config(app, config))
     task = asyncio.create_task(server.serve())
     try:
         await _wait_started(server, task)
-        yield f"http://127.0.0.1:{_bound_port(server)}"
+        yield f"http://127.0.0.1:{bound_port(server)}"
     finally:
         await _stop(server, task)

@@ -33,6 +33,7 @@ from ssoio.app import SsoServer
 from ssoio.config import Settings
 from ssoio.config.loading import validate_raw
 from ssoio.serving import uvicorn_options
+from tests.interop.asgi_server import bound_port, quiet_config
 from tests.support.clock import FakeClock
 from tests.support.fake_idp import FakeIdp
 from tests.support.forge import SigningKey, forge
@@ -494,23 +495,14 @@ async def serve_quickly(app: ASGIApp, **overrides: Any) -> AsyncIterator[str]:
     and shutdown poll every 100 ms, which adds up over a few hundred nodes. Same settings
     (127.0.0.1, an OS-chosen port, quiet logs); stopping closes connections, waits for them
     (bounded), then runs the lifespan shutdown."""
-    settings: dict[str, Any] = {
-        "host": "127.0.0.1",
-        "port": 0,
-        "log_level": "warning",
-        "lifespan": "off",
-        "timeout_graceful_shutdown": 1,
-        **overrides,
-    }
-    config = uvicorn.Config(app, **settings)
+    config = quiet_config(app, overrides)
     config.load()
     server = uvicorn.Server(config)
     server.lifespan = config.lifespan_class(config)
     await server.startup()
     assert server.started, "uvicorn did not start"
-    name = server.servers[0].sockets[0].getsockname()
     try:
-        yield f"http://127.0.0.1:{name[1]}"
+        yield f"http://127.0.0.1:{bound_port(server)}"
     finally:
         for listener in server.servers:
             listener.close()
