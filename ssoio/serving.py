@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -172,8 +173,11 @@ def serve(
     """Run a node until interrupted."""
     configure_logging(settings.logging)
     tune_garbage_collector()
-    asyncio.run(_serve(settings, host or settings.server.host, port or settings.server.port,
-                       config_path))  # fmt: skip
+    # uvicorn handles Ctrl-C (a graceful shutdown, draining ssoio), then raises the SIGINT
+    # again for the default handler: the KeyboardInterrupt that follows is the end, not an error
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(settings, host or settings.server.host, port or settings.server.port,
+                           config_path))  # fmt: skip
 
 
 async def _serve(settings: Settings, host: str, port: int, config_path: str | None) -> None:
@@ -205,7 +209,8 @@ def run_demo(config: Path, users: Path, host: str, port: int) -> None:
     config_ = uvicorn_config(demo.sso, host, port)
     config_.app = demo.app
     print(_DEMO_BANNER.format(url=demo.public_url), flush=True)
-    uvicorn.Server(config_).run()
+    with contextlib.suppress(KeyboardInterrupt):  # after uvicorn's shutdown (see serve)
+        uvicorn.Server(config_).run()
 
 
 _DEMO_BANNER = """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -27,7 +28,26 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_ssoio_serve_runs_the_example_config(node_idp: NodeProvider, tmp_path: Path) -> None:
+async def wait_ready(url: str, path: str) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(100):  # bounded: up to ~10 s for the process to listen
+            try:
+                if (await http.get(f"{url}{path}")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    pytest.fail(f"{url} did not become ready")
+
+
+def no_traceback(log: str) -> None:
+    assert "Traceback" not in log, log[log.find("Traceback") - 300 :][:3000]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+async def test_ssoio_serve_runs_the_example_config(
+    node_idp: NodeProvider, stop: signal.Signals
+) -> None:
     port = free_port()
     env = {**os.environ, "SSOIO_ISSUER": node_idp.issuer, "SSOIO_PORT": str(port),
            "PYTHONWARNINGS": "error"}  # fmt: skip
@@ -37,16 +57,7 @@ async def test_ssoio_serve_runs_the_example_config(node_idp: NodeProvider, tmp_p
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(100):  # bounded: up to ~10 s for the process to listen
-                try:
-                    if (await http.get(f"{url}/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                pytest.fail("ssoio serve did not become ready")
+        await wait_ready(url, "/readyz")
         client = Client(url)
         try:
             token = (await node_idp.user_tokens("bob"))["access_token"]
@@ -56,13 +67,34 @@ async def test_ssoio_serve_runs_the_example_config(node_idp: NodeProvider, tmp_p
         finally:
             await client.close()
     finally:
-        process.terminate()
+        process.send_signal(stop)
         _, stderr = await asyncio.wait_for(process.communicate(), 15)
     log = stderr.decode()
     assert "ssoio listening on" in log
     assert '"event": "auth.connect.accepted"' in log
     assert token not in log
-    assert "Traceback" not in log, log[log.find("Traceback") - 300 :][:3000]
+    no_traceback(log)
+    if stop == signal.SIGINT:
+        assert process.returncode == 0
+
+
+async def test_ssoio_demo_stops_cleanly_on_ctrl_c() -> None:
+    """Issue: ``ssoio demo`` shuts down cleanly on Ctrl-C (uvicorn raises the SIGINT it
+    handled again once it has stopped)."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ssoio.cli", "demo", "--port", str(port),
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}", "/")
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 15)
+    assert b"Ctrl-C stops it" in stdout
+    no_traceback(stderr.decode())
+    assert process.returncode == 0
 
 
 async def test_embedded_example(node_idp: NodeProvider) -> None:
