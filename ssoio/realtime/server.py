@@ -255,7 +255,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             result = await self.gateway.handle_event(sid, data[0], data[1:])
         except Exception as exc:  # a handler bug must not reach the client as a trace
             log.error("event.failed name=%.100s kind=%s", data[0], type(exc).__name__)
-            result = {"ok": False, "error": {"code": "internal_error", "message": "internal error"}}
+            result = _error(SsoioError())  # internal_error
         if result is not None:
             await self._ack(eio_sid, namespace, id, result)
 

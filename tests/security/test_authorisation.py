@@ -531,3 +531,19 @@ async def test_server_api_emit_to_a_sid_reaches_nobody(live: Node) -> None:
     await live.barrier(live.sentinel, "bob")
     assert live.sentinel.events("memo") == []
     await live.assert_healthy()
+
+
+async def test_a_failing_handler_answers_internal_error_and_leaks_nothing(live: Node) -> None:
+    """README (contract extensions): an embedded handler that raises answers the ack with
+    ``internal_error``; neither the client nor the log sees its message or a traceback."""
+    secret = "db password hunter2 in an exception message"
+
+    @live.server.on("test:boom", requires="authenticated")
+    async def boom(_principal: object, _payload: object) -> dict[str, Any]:
+        raise RuntimeError(secret)
+
+    socket, _ = await live.client("erin")
+    ack = await socket.ack_for(await socket.emit("test:boom", {}))
+    assert ack == {"ok": False, "error": {"code": "internal_error", "message": "internal error"}}
+    assert any("event.failed name=test:boom kind=RuntimeError" in t for t in live.logs.texts())
+    await live.assert_healthy(also_secret=[secret])
