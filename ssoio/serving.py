@@ -1,7 +1,8 @@
 """Running an ``SsoServer`` under uvicorn, configured as measured in benchmarks/.
 
-* ``websockets-sansio``: the legacy websockets implementation calls
-  ``inspect.signature()`` per connection (13% of connect CPU here);
+* httptools and websockets-sansio, each handshake parsed once (``ssoio.protocols``); the
+  legacy websockets implementation calls ``inspect.signature()`` per connection (13% of
+  connect CPU here);
 * permessage-deflate only when configured: it triples memory per connection;
 * raised GC thresholds (``process.tune_garbage_collector``);
 * no access log: request lines carry query strings, and a client may put a token there;
@@ -25,18 +26,16 @@ from typing import Any
 import uvicorn
 import websockets.http11
 from starlette.applications import Starlette
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from ssoio.app import SsoServer
 from ssoio.config.model import Settings
 from ssoio.config.operations import LoggingSettings, TlsSettings
 from ssoio.errors import ConfigError
 from ssoio.process import tune_garbage_collector
-from ssoio.realtime.engine import Flag, PacketQueue
+from ssoio.protocols import HttpProtocol, WebSocketProtocol
 from ssoio.web.metrics import metrics_route
 
 __all__ = [
-    "WebSocketProtocol",
     "configure_logging",
     "quiet_libraries",
     "serve",
@@ -61,6 +60,7 @@ def uvicorn_options(server: SsoServer) -> dict[str, Any]:
     header_line = server.settings.tokens.max_bytes + 1024
     websockets.http11.MAX_LINE_LENGTH = max(websockets.http11.MAX_LINE_LENGTH, header_line)
     return {
+        "http": HttpProtocol,
         "ws": WebSocketProtocol,
         "ws_per_message_deflate": settings.websocket_compression,
         "ws_ping_interval": None,  # Engine.IO sends its own heartbeats: one timer, not two
@@ -88,26 +88,6 @@ def _tls_options(tls: TlsSettings) -> dict[str, Any]:
     if tls.ca_file:
         options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
     return options
-
-
-class WebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websockets-sansio protocol, answering every handshake, lighter.
-
-    websockets refuses a handshake whose request or header lines are too long with
-    431/414 (RFC 6585 §5), but uvicorn 0.54 never writes that answer: the client would
-    wait with its connection open. Write it and close."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # ~3 KiB less per connection than asyncio's (see ssoio.realtime.engine)
-        self.queue = PacketQueue()  # type: ignore[assignment]
-        self.writable = Flag(is_set=True)  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if not self.handshake_initiated and self.conn.handshake_exc is not None:
-            self.transport.write(b"".join(self.conn.data_to_send()))
-            self.transport.close()
 
 
 class _JsonFormatter(logging.Formatter):

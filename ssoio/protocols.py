@@ -1,0 +1,291 @@
+"""uvicorn's HTTP and WebSocket protocols (httptools, websockets-sansio), lighter per connect.
+
+uvicorn 0.54 parses a WebSocket handshake twice: httptools parses the request, uvicorn
+writes it back out as bytes, and websockets parses those again (a generator step per
+line, a regular expression per header) before the application sees it; the WebSocket
+protocol then asks the socket for both addresses a second time, and writes its 101
+answer in one ``write`` and the first message in another. Here the request httptools
+parsed is handed over as it is and checked by websockets' ``ServerProtocol.accept``
+(RFC 6455 §4.2.1), under the same limits websockets' parser enforces; the 101 answer goes
+out with the first message when that follows at once (Engine.IO's OPEN packet), in the
+same loop iteration in any case.
+
+Also: every handshake is answered (uvicorn 0.54 leaves a refused one unanswered, the
+client waiting with its connection open), and the accepted handshake is not logged
+(uvicorn logs its path and query string, where a client may have put a token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+from collections.abc import Generator
+from typing import Any, NamedTuple, cast
+from urllib.parse import unquote
+
+import websockets.http11
+from uvicorn._types import ASGISendEvent, WebSocketScope
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHeaderValue, InvalidMessage
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.http11 import Request
+from websockets.protocol import Protocol
+from websockets.server import ServerProtocol
+
+from ssoio.realtime.engine import Flag, PacketQueue
+
+__all__ = ["HttpProtocol", "WebSocketProtocol"]
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, handing an upgrade request to ``WebSocketProtocol``
+    as parsed instead of as bytes to parse again."""
+
+    def handle_websocket_upgrade(self) -> None:
+        ws_class: Any = self.ws_protocol_class
+        if not issubclass(ws_class, WebSocketProtocol):
+            super().handle_websocket_upgrade()
+            return
+        self.connections.discard(self)
+        protocol = ws_class(config=self.config, server_state=self.server_state,
+                            app_state=self.app_state)  # fmt: skip
+        self.transport.set_protocol(protocol)
+        headers = cast(RawHeaders, self.scope["headers"])  # httptools' parse: a list
+        request = _request(self.scope["method"], self.url, headers, self.scope["http_version"])
+        protocol.upgrade(self.transport, self.server, self.client, self.scheme, request, headers)
+
+
+class _UpgradedProtocol(ServerProtocol):
+    """websockets' server side of a connection whose request was parsed by httptools:
+    it reads frames from the first byte (``ServerProtocol.parse`` reads a request first)."""
+
+    def parse(self) -> Generator[None]:
+        yield from Protocol.parse(self)
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol, taking over from ``HttpProtocol``.
+
+    Also holds ~3 KiB less per connection: ssoio's ``PacketQueue`` and ``Flag`` instead of
+    an ``asyncio.Queue`` and an ``asyncio.Event`` (see ``ssoio.realtime.engine``)."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        # uvicorn 0.54's constructor (pinned in constraints.txt), building each part once
+        self.config = config
+        self.app = config.loaded_app
+        self.loop = _loop or asyncio.get_event_loop()
+        self.logger = logging.getLogger("uvicorn.error")
+        self.root_path = config.root_path
+        self.asgi_version = config.asgi_version
+        self.app_state = app_state
+        self.connections = server_state.connections
+        self.tasks = server_state.tasks
+        self.default_headers = server_state.default_headers
+        self.transport = None  # type: ignore[assignment]
+        self.server = None
+        self.client = None
+        self.scheme = None  # type: ignore[assignment]
+        self.queue = PacketQueue()  # type: ignore[assignment]
+        self.handshake_initiated = False
+        self.handshake_complete = False
+        self.close_sent = False
+        self.disconnected = False
+        self.close_timer = None
+        self.close_timeout = 10.0
+        self.initial_response = None
+        extensions = []
+        if config.ws_per_message_deflate:
+            extensions = [ServerPerMessageDeflateFactory(
+                server_max_window_bits=12, client_max_window_bits=12,
+                compress_settings={"memLevel": 5},
+            )]  # fmt: skip
+        self.conn = _UpgradedProtocol(
+            extensions=extensions, max_size=config.ws_max_size, logger=self.logger
+        )
+        self.read_paused = False
+        self.writable = Flag(is_set=True)  # type: ignore[assignment]
+        self.ping_interval = config.ws_ping_interval
+        self.ping_timeout = config.ws_ping_timeout
+        self.ping_timer = None
+        self.pong_timer = None
+        self.pending_ping_payload = None
+        self.ping_sent_at = 0.0
+        self.last_ping_rtt = 0.0
+        self.frames = []
+        self.curr_msg_data_type = "bytes"
+        self._headers: RawHeaders = []
+        self._held: bytes | None = None  # the 101 answer, until the first message
+
+    def upgrade(
+        self,
+        transport: asyncio.Transport,
+        server: tuple[str, int | None] | None,
+        client: tuple[str, int] | None,
+        scheme: str,
+        request: Request | _Refusal,
+        headers: RawHeaders,
+    ) -> None:
+        """Take the connection over from the HTTP protocol that parsed its request."""
+        self.connections.add(self)
+        self.transport = transport
+        self.server = server
+        self.client = client
+        self.scheme = "wss" if scheme == "https" else "ws"
+        if isinstance(request, _Refusal):
+            self.handshake_initiated = self.handshake_complete = self.close_sent = True
+            self.conn.handshake_exc = InvalidMessage(request.reason)
+            text = f"{request.status.phrase}: {request.reason}\n"
+            self._answer_and_close(self.conn.reject(request.status, text))
+            return
+        self._headers = headers
+        self.handle_connect(request)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Reached when another HTTP protocol (uvicorn's own) hands over the request as
+        # bytes: websockets parses them, as in uvicorn.
+        super().connection_made(transport)
+        extensions = self.conn.available_extensions
+        self.conn = ServerProtocol(
+            extensions=extensions, max_size=self.config.ws_max_size, logger=self.logger
+        )
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None:
+            # websockets refused the request line or headers (414, 431) without a word
+            self._answer_and_close_pending()
+
+    def handle_connect(self, event: Request) -> None:
+        self.request = event
+        self.response = self.conn.accept(event)
+        self.handshake_initiated = True
+        if self.response.status_code != 101:
+            self.handshake_complete = self.close_sent = True
+            self._answer_and_close(self.response)
+            return
+        raw_path, _, query = self.request.path.partition("?")
+        subprotocols = [
+            token.strip()
+            for header in event.headers.get_all("Sec-WebSocket-Protocol")
+            for token in header.split(",")
+        ]
+        self.scope: WebSocketScope = {
+            "type": "websocket",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.4"},
+            "http_version": "1.1",
+            "scheme": self.scheme,
+            "server": self.server,
+            "client": self.client,
+            "root_path": self.root_path,
+            "path": self.root_path + unquote(raw_path),
+            "raw_path": self.root_path.encode("ascii") + raw_path.encode("ascii"),
+            "query_string": query.encode("ascii"),
+            "headers": self._headers or _raw(event.headers),
+            "subprotocols": subprotocols,
+            "state": self.app_state.copy(),
+            "extensions": {"websocket.http.response": {}},
+        }
+        self._headers = []
+        self.queue.put_nowait({"type": "websocket.connect"})
+        task = self.loop.create_task(self.run_asgi())
+        task.add_done_callback(self.on_task_complete)
+        self.tasks.add(task)
+
+    async def send(self, message: ASGISendEvent) -> None:
+        kind = message["type"]
+        if kind == "websocket.accept" and not self.handshake_complete and not self.initial_response:
+            await self.writable.wait()
+            if self.disconnected:
+                raise ClientDisconnected()
+            self._accept(message.get("subprotocol"), message.get("headers", ()))  # type: ignore[arg-type]
+            return
+        held = self._held
+        if held is not None:
+            self._held = None
+            if kind == "websocket.send" and not self.close_sent and self.writable.is_set():
+                # the first message after the handshake: one write with the 101 answer
+                data, text = message.get("bytes"), message.get("text")
+                if data is not None:
+                    self.conn.send_binary(data)  # type: ignore[arg-type]
+                elif text is not None:
+                    self.conn.send_text(text.encode())  # type: ignore[attr-defined]
+                self.transport.write(b"".join([held, *self.conn.data_to_send()]))
+                return
+            self.transport.write(held)
+        await super().send(message)
+
+    def _accept(self, subprotocol: str | None, headers: Any) -> None:
+        extra = [(name.decode("latin-1").lower(), value.decode("latin-1"))
+                 for name, value in (*self.default_headers, *headers)]  # fmt: skip
+        if subprotocol:
+            extra.append(("Sec-WebSocket-Protocol", subprotocol))
+        del self.response.headers["Date"]  # the server's cached one is in default_headers
+        self.response.headers.update(extra)
+        if self.transport.is_closing():
+            return
+        self.handshake_complete = True
+        self.conn.send_response(self.response)
+        self._held = b"".join(self.conn.data_to_send())
+        self.loop.call_soon(self._release)
+        self.start_keepalive()
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self.transport.is_closing():
+            self.transport.write(held)
+
+    def _answer_and_close(self, response: websockets.http11.Response) -> None:
+        self.conn.send_response(response)
+        self._answer_and_close_pending()
+
+    def _answer_and_close_pending(self) -> None:
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.transport.close()
+
+
+class _Refusal(NamedTuple):
+    """A handshake request websockets' own parser would not have accepted."""
+
+    status: http.HTTPStatus
+    reason: str
+
+
+def _request(method: str, target: bytes, raw: RawHeaders, version: str) -> Request | _Refusal:
+    """websockets' view of a parsed request, under the limits of its parser
+    (``websockets.http11``: line length, number of headers; no body)."""
+    limit = websockets.http11.MAX_LINE_LENGTH
+    if len(target) + len(method) + 10 > limit:
+        return _Refusal(http.HTTPStatus.REQUEST_URI_TOO_LONG, "the request line is too long")
+    if len(raw) > websockets.http11.MAX_NUM_HEADERS:
+        return _Refusal(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "too many headers")
+    if any(len(name) + len(value) + 2 > limit for name, value in raw):
+        return _Refusal(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "a header is too long")
+    headers = Headers()
+    try:
+        for name, value in raw:
+            headers[name.decode("ascii")] = value.decode("latin-1")
+        path = target.decode("ascii")
+    except (UnicodeDecodeError, InvalidHeaderValue):
+        return _Refusal(http.HTTPStatus.BAD_REQUEST, "the request is not valid")
+    # RFC 9112 §6: a handshake has no body; websockets refuses one, and so does ssoio
+    if "Transfer-Encoding" in headers or not set(headers.get_all("Content-Length")) <= {"0"}:
+        return _Refusal(http.HTTPStatus.BAD_REQUEST, "a handshake request has no body")
+    return Request(path, headers, method, f"HTTP/{version}")
+
+
+def _raw(headers: Headers) -> RawHeaders:
+    return [(name.encode("ascii"), value.encode("latin-1")) for name, value in headers.raw_items()]

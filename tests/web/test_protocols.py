@@ -1,0 +1,191 @@
+"""ssoio's uvicorn protocols, driven in process over a recording transport and compared
+with uvicorn's own (httptools + websockets-sansio) on the same bytes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.frames import Frame, Opcode
+
+from ssoio.protocols import HttpProtocol, WebSocketProtocol
+
+KEY_LINES = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")  # fmt: skip
+
+
+def handshake(target: str = "/socket.io/?EIO=4&transport=websocket", extra: str = "") -> bytes:
+    return (f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{KEY_LINES}{extra}\r\n").encode()
+
+
+class Transport(asyncio.Transport):
+    """Records writes; enough of a socket transport for uvicorn's protocols."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.protocol: Any = None
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default
+        )
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+class App:
+    """Accepts, sends ``first`` at once (unless None), then waits for the client to go."""
+
+    def __init__(self, first: str | None = "0{}") -> None:
+        self.first = first
+        self.scopes: list[dict[str, Any]] = []
+        self.received: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        self.scopes.append(scope)
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        if self.first is not None:
+            await send({"type": "websocket.send", "text": self.first})
+        while (message := await receive())["type"] != "websocket.disconnect":
+            self.received.append(message)
+
+
+def connect(app: App, data: bytes, *, ours: bool = True) -> Transport:
+    config = uvicorn.Config(app, ws=WebSocketProtocol if ours else WebSocketsSansIOProtocol,
+                            ws_ping_interval=None, log_config=None, lifespan="off")  # fmt: skip
+    config.load()
+    http_class = HttpProtocol if ours else HttpToolsProtocol
+    protocol = http_class(config=config, server_state=ServerState(), app_state={})
+    transport = Transport()
+    protocol.connection_made(transport)
+    protocol.data_received(data)
+    return transport
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_the_application_sees_the_request_as_uvicorn_shows_it() -> None:
+    """The scope built from httptools' parse equals uvicorn's own, built from websockets'
+    second parse (ASGI header names lower-cased, as the ASGI spec asks)."""
+    extra = ("Origin: https://app.example\r\nSec-WebSocket-Protocol: a, b\r\n"
+             "Sec-WebSocket-Protocol: c\r\nX-Forwarded-For: 10.0.0.1\r\n")  # fmt: skip
+    scopes = []
+    for ours in (True, False):
+        app = App()
+        connect(app, handshake("/socket.io/a%20b?EIO=4&x=%2F", extra), ours=ours)
+        await settle()
+        scopes.append(app.scopes[0])
+    ours_scope, theirs = scopes
+    theirs["headers"] = [(name.lower(), value) for name, value in theirs["headers"]]
+    assert ours_scope == theirs
+    assert ours_scope["path"] == "/socket.io/a b"
+    assert ours_scope["query_string"] == b"EIO=4&x=%2F"
+    assert ours_scope["subprotocols"] == ["a", "b", "c"]
+    assert (b"origin", b"https://app.example") in ours_scope["headers"]
+
+
+async def test_the_answer_and_the_first_message_leave_in_one_write() -> None:
+    """One write per connect less: the 101 answer waits for Engine.IO's OPEN packet,
+    sent in the same step (uvicorn's own protocol writes them apart)."""
+    for ours, writes in ((True, 1), (False, 2)):
+        transport = connect(App(first="0{}"), handshake(), ours=ours)
+        await settle()
+        assert len(transport.writes) == writes, transport.writes
+        data = b"".join(transport.writes)
+        assert data.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+        assert data.endswith(b"\r\n\r\n\x81\x030{}")  # the frame after the answer
+
+
+async def test_an_answer_without_a_message_is_written_in_the_same_step() -> None:
+    transport = connect(App(first=None), handshake())
+    await settle()
+    assert len(transport.writes) == 1
+    assert transport.writes[0].startswith(b"HTTP/1.1 101 ")
+    assert not transport.closed
+
+
+async def test_frames_after_the_handshake_reach_the_application() -> None:
+    app = App()
+    transport = connect(app, handshake())
+    await settle()
+    protocol = transport.protocol
+    frame = Frame(Opcode.TEXT, b"40{}").serialize(mask=True, extensions=[])
+    protocol.data_received(frame)
+    await settle()
+    assert app.received == [{"type": "websocket.receive", "text": "40{}"}]
+
+
+REFUSED = [
+    ("a request line over websockets' line limit (RFC 9110 §15.5.15)",
+     handshake("/socket.io/?x=" + "a" * 20_000), b"414"),
+    ("more than 128 headers", handshake(extra="".join(f"X-{n}: v\r\n" for n in range(130))),
+     b"431"),
+    ("a header line over the limit (RFC 6585 §5)", handshake(extra=f"X-Big: {'a' * 20_000}\r\n"),
+     b"431"),
+    ("a body (RFC 9112 §6)", handshake(extra="Content-Length: 5\r\n") + b"hello", b"400"),
+    ("a chunked body", handshake(extra="Transfer-Encoding: chunked\r\n") + b"0\r\n\r\n", b"400"),
+    ("no Sec-WebSocket-Key (RFC 6455 §4.2.1)",
+     b"GET /socket.io/ HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+     b"Sec-WebSocket-Version: 13\r\n\r\n", b"400"),
+    ("an unsupported WebSocket version (RFC 6455 §4.4)",
+     handshake().replace(b"Version: 13", b"Version: 8"), b"400"),
+    ("a POST (RFC 6455 §4.1: GET)", b"POST" + handshake()[3:], b"405"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [(r, s) for _, r, s in REFUSED],
+                         ids=[name for name, _, _ in REFUSED])  # fmt: skip
+async def test_a_refused_handshake_is_answered_and_closed(
+    request_bytes: bytes, status: bytes
+) -> None:
+    app = App()
+    transport = connect(app, request_bytes)
+    await settle()
+    assert b"".join(transport.writes).startswith(b"HTTP/1.1 " + status), transport.writes
+    assert transport.closed
+    assert app.scopes == []  # the application never saw it
+
+
+async def test_the_websocket_protocol_also_runs_under_uvicorns_http_protocol() -> None:
+    """Handed the request as bytes (uvicorn's own HTTP protocol), it parses them with
+    websockets as uvicorn does, and still answers a refused handshake."""
+    config = uvicorn.Config(App(), ws=WebSocketProtocol, ws_ping_interval=None,
+                            log_config=None, lifespan="off")  # fmt: skip
+    config.load()
+    for data, status in ((handshake(), b"101"),
+                         (handshake(extra=f"X-Big: {'a' * 20_000}\r\n"), b"431")):  # fmt: skip
+        protocol = HttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+        transport = Transport()
+        protocol.connection_made(transport)
+        protocol.data_received(data)
+        await settle()
+        assert b"".join(transport.writes).startswith(b"HTTP/1.1 " + status), transport.writes
