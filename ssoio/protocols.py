@@ -3,16 +3,13 @@
 uvicorn 0.54 parses a WebSocket handshake twice: httptools parses the request, uvicorn
 writes it back out as bytes, and websockets parses those again (a generator step per
 line, a regular expression per header) before the application sees it; the WebSocket
-protocol then asks the socket for both addresses a second time, and writes its 101
-answer in one ``write`` and the first message in another. Here the request httptools
-parsed is handed over as it is and checked by websockets' ``ServerProtocol.accept``
-(RFC 6455 §4.2.1), under the same limits websockets' parser enforces; the 101 answer goes
-out with the first message when that follows at once (Engine.IO's OPEN packet), in the
-same loop iteration in any case.
+protocol then asks the socket for both addresses a second time. Here the request
+httptools parsed is handed over as it is and checked by websockets'
+``ServerProtocol.accept`` (RFC 6455 §4.2.1), under the limits websockets' parser enforces.
 
-Also: every handshake is answered (uvicorn 0.54 leaves a refused one unanswered, the
-client waiting with its connection open), and the accepted handshake is not logged
-(uvicorn logs its path and query string, where a client may have put a token).
+Also: every handshake is answered (uvicorn 0.54 leaves one refused for its size
+unanswered, the client waiting with its connection open), and neither the request (its
+headers may carry the access token) nor the answer is kept for the connection's life.
 """
 
 from __future__ import annotations
@@ -28,7 +25,6 @@ import websockets.http11
 from uvicorn._types import ASGISendEvent, WebSocketScope
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.datastructures import Headers
@@ -127,8 +123,6 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.last_ping_rtt = 0.0
         self.frames = []
         self.curr_msg_data_type = "bytes"
-        self._headers: RawHeaders = []
-        self._held: bytes | None = None  # the 101 answer, until the first message
 
     def upgrade(
         self,
@@ -151,8 +145,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             text = f"{request.status.phrase}: {request.reason}\n"
             self._answer_and_close(self.conn.reject(request.status, text))
             return
-        self._headers = headers
-        self.handle_connect(request)
+        self._connect(request, headers)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Reached when another HTTP protocol (uvicorn's own) hands over the request as
@@ -170,14 +163,18 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self._answer_and_close_pending()
 
     def handle_connect(self, event: Request) -> None:
-        self.request = event
+        self._connect(event, _raw(event.headers))
+
+    def _connect(self, event: Request, headers: RawHeaders) -> None:
+        # uvicorn keeps the request for the connection's life (its headers may carry the
+        # access token, in Authorization); the application's scope has what it needs
         self.response = self.conn.accept(event)
         self.handshake_initiated = True
         if self.response.status_code != 101:
             self.handshake_complete = self.close_sent = True
             self._answer_and_close(self.response)
             return
-        raw_path, _, query = self.request.path.partition("?")
+        raw_path, _, query = event.path.partition("?")
         subprotocols = [
             token.strip()
             for header in event.headers.get_all("Sec-WebSocket-Protocol")
@@ -194,59 +191,20 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             "path": self.root_path + unquote(raw_path),
             "raw_path": self.root_path.encode("ascii") + raw_path.encode("ascii"),
             "query_string": query.encode("ascii"),
-            "headers": self._headers or _raw(event.headers),
+            "headers": headers,
             "subprotocols": subprotocols,
             "state": self.app_state.copy(),
             "extensions": {"websocket.http.response": {}},
         }
-        self._headers = []
         self.queue.put_nowait({"type": "websocket.connect"})
         task = self.loop.create_task(self.run_asgi())
         task.add_done_callback(self.on_task_complete)
         self.tasks.add(task)
 
     async def send(self, message: ASGISendEvent) -> None:
-        kind = message["type"]
-        if kind == "websocket.accept" and not self.handshake_complete and not self.initial_response:
-            await self.writable.wait()
-            if self.disconnected:
-                raise ClientDisconnected()
-            self._accept(message.get("subprotocol"), message.get("headers", ()))  # type: ignore[arg-type]
-            return
-        held = self._held
-        if held is not None:
-            self._held = None
-            if kind == "websocket.send" and not self.close_sent and self.writable.is_set():
-                # the first message after the handshake: one write with the 101 answer
-                data, text = message.get("bytes"), message.get("text")
-                if data is not None:
-                    self.conn.send_binary(data)  # type: ignore[arg-type]
-                elif text is not None:
-                    self.conn.send_text(text.encode())  # type: ignore[attr-defined]
-                self.transport.write(b"".join([held, *self.conn.data_to_send()]))
-                return
-            self.transport.write(held)
         await super().send(message)
-
-    def _accept(self, subprotocol: str | None, headers: Any) -> None:
-        extra = [(name.decode("latin-1").lower(), value.decode("latin-1"))
-                 for name, value in (*self.default_headers, *headers)]  # fmt: skip
-        if subprotocol:
-            extra.append(("Sec-WebSocket-Protocol", subprotocol))
-        del self.response.headers["Date"]  # the server's cached one is in default_headers
-        self.response.headers.update(extra)
-        if self.transport.is_closing():
-            return
-        self.handshake_complete = True
-        self.conn.send_response(self.response)
-        self._held = b"".join(self.conn.data_to_send())
-        self.loop.call_soon(self._release)
-        self.start_keepalive()
-
-    def _release(self) -> None:
-        held, self._held = self._held, None
-        if held is not None and not self.transport.is_closing():
-            self.transport.write(held)
+        if message["type"] == "websocket.accept":
+            vars(self).pop("response", None)  # uvicorn keeps it for the connection's life
 
     def _answer_and_close(self, response: websockets.http11.Response) -> None:
         self.conn.send_response(response)

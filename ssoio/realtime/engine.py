@@ -189,9 +189,6 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         else:
             self.connected = True
             self.upgraded = True
-            # The OPEN packet now, not from the writer's first step: it leaves with the
-            # WebSocket handshake's answer, in one write (ssoio.protocols).
-            await self._send_ready(ws)
         writer = asyncio.ensure_future(self._write(ws))
         while True:
             try:
@@ -241,19 +238,6 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             return False
         finally:
             self.upgrading = False
-
-    async def _send_ready(self, ws: Any) -> None:
-        """Send the packets already queued, stopping at the end-of-session marker."""
-        while not self.queue.empty():
-            pkt = self.queue.get_nowait()
-            self.queue.task_done()
-            if pkt is None:
-                self.queue.put_nowait(None)  # for the writer, which ends on it
-                return
-            try:
-                await ws.send(pkt.encode())
-            except Exception:  # gone already: the reader sees it and ends the session
-                return
 
     async def _write(self, ws: Any) -> None:
         while True:
