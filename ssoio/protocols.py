@@ -15,8 +15,10 @@ headers may carry the access token) nor the answer is kept for the connection's 
 from __future__ import annotations
 
 import asyncio
+import binascii
 import http
 import logging
+import re
 from collections.abc import Generator
 from typing import Any, NamedTuple, cast
 from urllib.parse import unquote
@@ -28,11 +30,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidHeaderValue, InvalidMessage
+from websockets.exceptions import InvalidMessage
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from websockets.http11 import Request
+from websockets.http11 import Request, Response
 from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
+from websockets.utils import accept_key
 
 from ssoio.realtime.engine import Flag, PacketQueue
 
@@ -55,8 +58,9 @@ class HttpProtocol(HttpToolsProtocol):
                             app_state=self.app_state)  # fmt: skip
         self.transport.set_protocol(protocol)
         headers = cast(RawHeaders, self.scope["headers"])  # httptools' parse: a list
-        request = _request(self.scope["method"], self.url, headers, self.scope["http_version"])
-        protocol.upgrade(self.transport, self.server, self.client, self.scheme, request, headers)
+        protocol.upgrade(self.transport, self.server, self.client, self.scheme,
+                         _Handshake(self.scope["method"], self.url, headers,
+                                    self.scope["http_version"]))  # fmt: skip
 
 
 class _UpgradedProtocol(ServerProtocol):
@@ -130,8 +134,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         server: tuple[str, int | None] | None,
         client: tuple[str, int] | None,
         scheme: str,
-        request: Request | _Refusal,
-        headers: RawHeaders,
+        handshake: _Handshake,
     ) -> None:
         """Take the connection over from the HTTP protocol that parsed its request."""
         self.connections.add(self)
@@ -139,13 +142,21 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.server = server
         self.client = client
         self.scheme = "wss" if scheme == "https" else "ws"
-        if isinstance(request, _Refusal):
+        refusal = handshake.refusal()
+        if refusal is not None:
             self.handshake_initiated = self.handshake_complete = self.close_sent = True
-            self.conn.handshake_exc = InvalidMessage(request.reason)
-            text = f"{request.status.phrase}: {request.reason}\n"
-            self._answer_and_close(self.conn.reject(request.status, text))
+            self.conn.handshake_exc = InvalidMessage(refusal.reason)
+            text = f"{refusal.status.phrase}: {refusal.reason}\n"
+            self._answer_and_close(self.conn.reject(refusal.status, text))
             return
-        self._connect(request, headers)
+        path = handshake.target.decode("ascii")
+        # no extension to negotiate: a plain handshake is answered here (the answer
+        # websockets would give, see handshake.plain_answer); anything else by websockets
+        answer = None if self.conn.available_extensions else handshake.plain_answer()
+        if answer is None:
+            answer = self.conn.accept(Request(path, handshake.websockets_headers(),
+                                              handshake.method, handshake.protocol))  # fmt: skip
+        self._connect(path, handshake.headers, answer)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Reached when another HTTP protocol (uvicorn's own) hands over the request as
@@ -163,22 +174,23 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self._answer_and_close_pending()
 
     def handle_connect(self, event: Request) -> None:
-        self._connect(event, _raw(event.headers))
+        self._connect(event.path, _raw(event.headers), self.conn.accept(event))
 
-    def _connect(self, event: Request, headers: RawHeaders) -> None:
+    def _connect(self, path: str, headers: RawHeaders, answer: Response) -> None:
         # uvicorn keeps the request for the connection's life (its headers may carry the
         # access token, in Authorization); the application's scope has what it needs
-        self.response = self.conn.accept(event)
+        self.response = answer
         self.handshake_initiated = True
         if self.response.status_code != 101:
             self.handshake_complete = self.close_sent = True
             self._answer_and_close(self.response)
             return
-        raw_path, _, query = event.path.partition("?")
+        raw_path, _, query = path.partition("?")
         subprotocols = [
             token.strip()
-            for header in event.headers.get_all("Sec-WebSocket-Protocol")
-            for token in header.split(",")
+            for name, value in headers
+            if name.lower() == b"sec-websocket-protocol"
+            for token in value.decode("latin-1").split(",")
         ]
         self.scope: WebSocketScope = {
             "type": "websocket",
@@ -206,7 +218,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if message["type"] == "websocket.accept":
             vars(self).pop("response", None)  # uvicorn keeps it for the connection's life
 
-    def _answer_and_close(self, response: websockets.http11.Response) -> None:
+    def _answer_and_close(self, response: Response) -> None:
         self.conn.send_response(response)
         self._answer_and_close_pending()
 
@@ -222,27 +234,97 @@ class _Refusal(NamedTuple):
     reason: str
 
 
-def _request(method: str, target: bytes, raw: RawHeaders, version: str) -> Request | _Refusal:
-    """websockets' view of a parsed request, under the limits of its parser
-    (``websockets.http11``: line length, number of headers; no body)."""
-    limit = websockets.http11.MAX_LINE_LENGTH
-    if len(target) + len(method) + 10 > limit:
-        return _Refusal(http.HTTPStatus.REQUEST_URI_TOO_LONG, "the request line is too long")
-    if len(raw) > websockets.http11.MAX_NUM_HEADERS:
-        return _Refusal(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "too many headers")
-    if any(len(name) + len(value) + 2 > limit for name, value in raw):
-        return _Refusal(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "a header is too long")
-    headers = Headers()
+class _Handshake(NamedTuple):
+    """A WebSocket handshake request as httptools parsed it."""
+
+    method: str
+    target: bytes
+    headers: RawHeaders  # names in lower case
+    version: str  # "1.1"
+
+    @property
+    def protocol(self) -> str:
+        return f"HTTP/{self.version}"
+
+    def refusal(self) -> _Refusal | None:
+        """What websockets' request parser would refuse (``websockets.http11``: line
+        length, number of headers, header characters; no body)."""
+        limit = websockets.http11.MAX_LINE_LENGTH
+        if len(self.target) + len(self.method) + 10 > limit:
+            return _Refusal(http.HTTPStatus.REQUEST_URI_TOO_LONG, "the request line is too long")
+        if len(self.headers) > websockets.http11.MAX_NUM_HEADERS:
+            return _Refusal(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "too many headers")
+        if any(len(name) + len(value) + 2 > limit for name, value in self.headers):
+            return _Refusal(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "a header is too long")
+        values = b"".join(value for _, value in self.headers)
+        if not self.target.isascii() or values.translate(None, _FIELD_VALUE_BYTES):
+            return _Refusal(http.HTTPStatus.BAD_REQUEST, "the request is not valid")
+        # RFC 9112 §6: a handshake has no body; websockets refuses one, and so does ssoio
+        for name, value in self.headers:
+            if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+                return _Refusal(http.HTTPStatus.BAD_REQUEST, "a handshake request has no body")
+        return None
+
+    def websockets_headers(self) -> Headers:
+        headers = Headers()
+        for name, value in self.headers:
+            headers.set_insecure(name.decode("ascii"), value.decode("latin-1"))  # checked
+        return headers
+
+    def plain_answer(self) -> Response | None:
+        """The 101 answer to a plain RFC 6455 §4.2.1 handshake, as websockets'
+        ``ServerProtocol.accept`` gives it when no extension is configured: GET over
+        HTTP/1.1, a Connection header naming "upgrade", one Upgrade header "websocket",
+        one 16-byte Sec-WebSocket-Key, one Sec-WebSocket-Version 13, at most one Origin,
+        no subprotocol offer (uvicorn offers none). None for anything else: websockets
+        checks it, and answers it (refusals included). A strict subset of what websockets
+        accepts, by construction and by test (tests/web/test_protocols.py)."""
+        if self.method != "GET" or self.version != "1.1":
+            return None
+        upgrade = key = version = None
+        connection = origin = False
+        for name, value in self.headers:
+            if name == b"connection":
+                tokens = [token.strip(b" \t") for token in value.split(b",")]
+                if not all(_TOKEN.fullmatch(token) for token in tokens):
+                    return None
+                connection = connection or any(token.lower() == b"upgrade" for token in tokens)
+            elif name in _ONCE:
+                if name == b"upgrade" and upgrade is None:
+                    upgrade = value
+                elif name == b"sec-websocket-key" and key is None:
+                    key = value
+                elif name == b"sec-websocket-version" and version is None:
+                    version = value
+                elif name == b"origin" and not origin:
+                    origin = True
+                else:
+                    return None  # repeated, or a subprotocol offer
+        if not (connection and upgrade is not None and upgrade.lower() == b"websocket"):
+            return None
+        if key is None or version != b"13" or not _is_websocket_key(key):
+            return None
+        headers = Headers()
+        headers.set_insecure("Date", "")  # uvicorn replaces it with the server's
+        headers.set_insecure("Upgrade", "websocket")
+        headers.set_insecure("Connection", "Upgrade")
+        headers.set_insecure("Sec-WebSocket-Accept", accept_key(key.decode("ascii")))
+        return Response(101, "Switching Protocols", headers)
+
+
+def _is_websocket_key(key: bytes) -> bool:
+    """RFC 6455 §4.2.1 item 5: base64 of 16 bytes."""
     try:
-        for name, value in raw:
-            headers[name.decode("ascii")] = value.decode("latin-1")
-        path = target.decode("ascii")
-    except (UnicodeDecodeError, InvalidHeaderValue):
-        return _Refusal(http.HTTPStatus.BAD_REQUEST, "the request is not valid")
-    # RFC 9112 §6: a handshake has no body; websockets refuses one, and so does ssoio
-    if "Transfer-Encoding" in headers or not set(headers.get_all("Content-Length")) <= {"0"}:
-        return _Refusal(http.HTTPStatus.BAD_REQUEST, "a handshake request has no body")
-    return Request(path, headers, method, f"HTTP/{version}")
+        return len(binascii.a2b_base64(key, strict_mode=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
+
+
+# RFC 9110 §5.5: field-value characters, as websockets' parser accepts them
+_FIELD_VALUE_BYTES = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2
+_ONCE = frozenset({b"upgrade", b"sec-websocket-key", b"sec-websocket-version", b"origin",
+                   b"sec-websocket-protocol"})  # fmt: skip
 
 
 def _raw(headers: Headers) -> RawHeaders:

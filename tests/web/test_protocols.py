@@ -8,12 +8,16 @@ from typing import Any
 
 import pytest
 import uvicorn
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
 
-from ssoio.protocols import HttpProtocol, WebSocketProtocol
+from ssoio.protocols import HttpProtocol, WebSocketProtocol, _Handshake
 
 KEY_LINES = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")  # fmt: skip
@@ -76,9 +80,12 @@ class App:
             self.received.append(message)
 
 
-def connect(app: App, data: bytes, *, ours: bool = True) -> Transport:
+def connect(app: App, data: bytes, *, ours: bool = True, deflate: bool = False) -> Transport:
+    """``data`` through ssoio's protocols (or uvicorn's own), with permessage-deflate
+    configured or not (ssoio's default: not)."""
     config = uvicorn.Config(app, ws=WebSocketProtocol if ours else WebSocketsSansIOProtocol,
-                            ws_ping_interval=None, log_config=None, lifespan="off")  # fmt: skip
+                            ws_per_message_deflate=deflate, ws_ping_interval=None,
+                            log_config=None, lifespan="off")  # fmt: skip
     config.load()
     http_class = HttpProtocol if ours else HttpToolsProtocol
     protocol = http_class(config=config, server_state=ServerState(), app_state={})
@@ -93,7 +100,8 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_the_application_sees_the_request_as_uvicorn_shows_it() -> None:
+@pytest.mark.parametrize("deflate", [False, True], ids=["answered by ssoio", "by websockets"])
+async def test_the_application_sees_the_request_as_uvicorn_shows_it(deflate: bool) -> None:
     """The scope built from httptools' parse equals uvicorn's own, built from websockets'
     second parse (ASGI header names lower-cased, as the ASGI spec asks)."""
     extra = ("Origin: https://app.example\r\nSec-WebSocket-Protocol: a, b\r\n"
@@ -101,7 +109,7 @@ async def test_the_application_sees_the_request_as_uvicorn_shows_it() -> None:
     scopes = []
     for ours in (True, False):
         app = App()
-        connect(app, handshake("/socket.io/a%20b?EIO=4&x=%2F", extra), ours=ours)
+        connect(app, handshake("/socket.io/a%20b?EIO=4&x=%2F", extra), ours=ours, deflate=deflate)
         await settle()
         scopes.append(app.scopes[0])
     ours_scope, theirs = scopes
@@ -113,16 +121,20 @@ async def test_the_application_sees_the_request_as_uvicorn_shows_it() -> None:
     assert (b"origin", b"https://app.example") in ours_scope["headers"]
 
 
-async def test_the_answer_and_the_first_message_are_written_as_by_uvicorn() -> None:
+@pytest.mark.parametrize("deflate", [False, True], ids=["answered by ssoio", "by websockets"])
+async def test_the_answer_and_the_first_message_are_written_as_by_uvicorn(deflate: bool) -> None:
+    """A browser's handshake (it offers permessage-deflate): the same bytes as uvicorn's."""
+    offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
     written = []
     for ours in (True, False):
-        transport = connect(App(first="0{}"), handshake(), ours=ours)
+        transport = connect(App(first="0{}"), handshake(extra=offer), ours=ours, deflate=deflate)
         await settle()
         assert not transport.closed
         written.append([_without_date(data) for data in transport.writes])
     assert written[0] == written[1]
     assert written[0][0].startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
-    assert written[0][1] == b"\x81\x030{}"
+    if not deflate:
+        assert written[0][1] == b"\x81\x030{}"
 
 
 def _without_date(data: bytes) -> bytes:
@@ -162,13 +174,14 @@ REFUSED = [
 ]  # fmt: skip
 
 
+@pytest.mark.parametrize("deflate", [False, True], ids=["ssoio first", "websockets"])
 @pytest.mark.parametrize(("request_bytes", "status"), [(r, s) for _, r, s in REFUSED],
                          ids=[name for name, _, _ in REFUSED])  # fmt: skip
 async def test_a_refused_handshake_is_answered_and_closed(
-    request_bytes: bytes, status: bytes
+    request_bytes: bytes, status: bytes, deflate: bool
 ) -> None:
     app = App()
-    transport = connect(app, request_bytes)
+    transport = connect(app, request_bytes, deflate=deflate)
     await settle()
     assert b"".join(transport.writes).startswith(b"HTTP/1.1 " + status), transport.writes
     assert transport.closed
@@ -189,3 +202,84 @@ async def test_the_websocket_protocol_also_runs_under_uvicorns_http_protocol() -
         protocol.data_received(data)
         await settle()
         assert b"".join(transport.writes).startswith(b"HTTP/1.1 " + status), transport.writes
+
+
+# -- the plain handshake answered by ssoio: never one websockets would not accept ------------
+
+HEADER_CHOICES = {
+    b"connection": [b"Upgrade", b"upgrade", b"keep-alive, Upgrade", b"keep-alive", b"Upgrade, ",
+                    b"", b"up grade", b"Upgrade,keep-alive", b"UPGRADE", b"Upgrade;x"],
+    b"upgrade": [b"websocket", b"WebSocket", b"websocket, h2c", b"h2c", b"", b"websocket/13",
+                 b" websocket", b"websocket "],
+    b"sec-websocket-key": [b"dGhlIHNhbXBsZSBub25jZQ==", b"dGhl", b"!" * 24,
+                           b"dGhlIHNhbXBsZSBub25jZQ", b"AAAAAAAAAAAAAAAAAAAAAAAA",
+                           b"dGhlIHNhbXBsZSBub25jZQ== "],
+    b"sec-websocket-version": [b"13", b"8", b"13, 8", b"", b" 13"],
+    b"origin": [b"https://a.example", b"null"],
+    b"sec-websocket-protocol": [b"chat", b"a, b", b",,"],
+    b"sec-websocket-extensions": [b"permessage-deflate; client_max_window_bits", b"x;;"],
+    b"host": [b"127.0.0.1"],
+}  # fmt: skip
+VALID = [(b"connection", b"Upgrade"), (b"upgrade", b"websocket"),
+         (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+         (b"sec-websocket-version", b"13")]  # fmt: skip
+
+
+def _field(name: bytes, valid: bytes) -> st.SearchStrategy[list[tuple[bytes, bytes]]]:
+    """One handshake field: mostly valid, else absent, another value, or repeated."""
+    once = [[(name, value)] for value in HEADER_CHOICES[name]]
+    twice = [[(name, valid), (name, valid)], [(name, valid), *once[-1]]]
+    return st.sampled_from([[(name, valid)]] * 3 * len(once) + [[], *once, *twice])
+
+
+OPTIONAL = [b"origin", b"sec-websocket-protocol", b"sec-websocket-extensions", b"host"]
+OTHERS = st.sampled_from(OPTIONAL).flatmap(
+    lambda name: st.tuples(st.just(name), st.sampled_from(HEADER_CHOICES[name]))
+)
+# the boundary: mostly valid handshakes, with a field missing, changed or repeated
+HEADERS = st.tuples(*(_field(name, value) for name, value in VALID),
+                    st.lists(OTHERS, max_size=3)).flatmap(
+    lambda parts: st.permutations([field for part in parts for field in part])
+)  # fmt: skip
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+@example("GET", "1.1", [(b"connection", b"keep-alive"), *VALID[1:]])
+@example("GET", "1.1", VALID[1:])
+@example("GET", "1.1", [VALID[0], (b"upgrade", b"websocket, h2c"), *VALID[2:]])
+@example("GET", "1.1", [*VALID[:3], (b"sec-websocket-version", b"8")])
+@example("GET", "1.1", [*VALID, (b"origin", b"null"), (b"origin", b"null")])
+@example("GET", "1.1", [*VALID, (b"sec-websocket-protocol", b",,")])
+@example("GET", "1.0", VALID)
+@example("POST", "1.1", VALID)
+@given(method=st.sampled_from(["GET", "GET", "GET", "POST", "get"]),
+       version=st.sampled_from(["1.1", "1.1", "1.0"]), headers=HEADERS)  # fmt: skip
+def test_a_plain_answer_is_the_answer_websockets_gives(
+    method: str, version: str, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """RFC 6455 §4.2.1, differential: whenever ssoio answers a handshake itself, websockets'
+    ``ServerProtocol.accept`` (no extension configured, as ssoio runs by default) accepts it
+    with the same answer; whatever websockets refuses, ssoio leaves to it."""
+    handshake = _Handshake(method, b"/socket.io/", headers, version)
+    assert handshake.refusal() is None
+    ours = handshake.plain_answer()
+    theirs = ServerProtocol(extensions=[]).accept(
+        Request("/socket.io/", handshake.websockets_headers(), method, f"HTTP/{version}")
+    )
+    if ours is None:
+        return
+    assert theirs.status_code == 101, (headers, theirs.body)
+    del theirs.headers["Date"], ours.headers["Date"]
+    assert list(ours.headers.raw_items()) == list(theirs.headers.raw_items())
+
+
+def test_the_common_handshakes_are_answered_by_ssoio() -> None:
+    """The fast path is taken for what clients send (a browser, socket.io-client, websockets)."""
+    deflate = (b"sec-websocket-extensions", b"permessage-deflate; client_max_window_bits")
+    for extra in ([], [(b"origin", b"https://app.example")], [deflate]):
+        headers = [(b"host", b"h"), *VALID, *extra]
+        answer = _Handshake("GET", b"/socket.io/", headers, "1.1").plain_answer()
+        assert answer is not None
+        # RFC 6455 §1.3's worked example
+        assert answer.headers["Sec-WebSocket-Accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
