@@ -37,7 +37,7 @@ from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 from websockets.utils import accept_key
 
-from ssoio.realtime.engine import Flag, PacketQueue
+from ssoio.realtime.engine import FIRST_MESSAGE, Flag, PacketQueue
 
 __all__ = ["HttpProtocol", "WebSocketProtocol"]
 
@@ -65,10 +65,19 @@ class HttpProtocol(HttpToolsProtocol):
 
 class _UpgradedProtocol(ServerProtocol):
     """websockets' server side of a connection whose request was parsed by httptools:
-    it reads frames from the first byte (``ServerProtocol.parse`` reads a request first)."""
+    it reads frames from the first byte (``ServerProtocol.parse`` reads a request first),
+    and queues a first message right behind its 101 answer (FIRST_MESSAGE)."""
+
+    first_message: bytes | None = None
 
     def parse(self) -> Generator[None]:
         yield from Protocol.parse(self)
+
+    def send_response(self, response: Response) -> None:
+        super().send_response(response)
+        if response.status_code == 101 and self.first_message is not None:
+            self.send_text(self.first_message)
+        self.first_message = None
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
@@ -185,6 +194,9 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self.handshake_complete = self.close_sent = True
             self._answer_and_close(self.response)
             return
+        extensions: dict[str, dict[object, object]] = {"websocket.http.response": {}}
+        if isinstance(self.conn, _UpgradedProtocol):
+            extensions[FIRST_MESSAGE] = {}
         raw_path, _, query = path.partition("?")
         subprotocols = [
             token.strip()
@@ -206,7 +218,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             "headers": headers,
             "subprotocols": subprotocols,
             "state": self.app_state.copy(),
-            "extensions": {"websocket.http.response": {}},
+            "extensions": extensions,
         }
         self.queue.put_nowait({"type": "websocket.connect"})
         task = self.loop.create_task(self.run_asgi())
@@ -214,9 +226,14 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.tasks.add(task)
 
     async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] != "websocket.accept":
+            await super().send(message)
+            return
+        first = message.get(FIRST_MESSAGE)
+        if isinstance(first, str) and isinstance(self.conn, _UpgradedProtocol):
+            self.conn.first_message = first.encode()  # written with the 101 answer
         await super().send(message)
-        if message["type"] == "websocket.accept":
-            vars(self).pop("response", None)  # uvicorn keeps it for the connection's life
+        vars(self).pop("response", None)  # uvicorn keeps it for the connection's life
 
     def _answer_and_close(self, response: Response) -> None:
         self.conn.send_response(response)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
+from engineio import packet
 
-from ssoio.realtime.engine import Flag, PacketQueue
+from ssoio.realtime.engine import FIRST_MESSAGE, EngineServer, EngineSocket, Flag, PacketQueue
 
 
 async def test_the_queue_is_first_in_first_out() -> None:
@@ -91,3 +93,34 @@ async def test_the_flag_wakes_its_waiters_when_set() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert flag._waiters == []  # a cancelled waiter does not linger
+
+
+@pytest.mark.parametrize("offered", [True, False], ids=["offered", "not offered"])
+async def test_a_new_websocket_session_sends_open_with_the_handshake(offered: bool) -> None:
+    """FIRST_MESSAGE: the OPEN packet rides on the accept when the server offers it (ssoio's
+    uvicorn protocol writes both at once), else it is the first message sent."""
+    server = EngineServer(async_mode="asgi")
+    session = EngineSocket(server, "sid1")
+    session.queue.put_nowait(packet.Packet(packet.OPEN, {"sid": "sid1"}))
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(0.01)
+        return {"type": "websocket.disconnect", "code": 1000}
+
+    extensions: dict[str, Any] = {FIRST_MESSAGE: {}} if offered else {}
+    environ = {"asgi.scope": {"extensions": extensions}, "asgi.send": send,
+               "asgi.receive": receive}  # fmt: skip
+    await asyncio.wait_for(session._upgrade_websocket(environ), 5)
+    accept, *rest = sent
+    assert accept["type"] == "websocket.accept"
+    texts = [message.get("text") for message in rest if message["type"] == "websocket.send"]
+    if offered:
+        assert accept[FIRST_MESSAGE] == '0{"sid":"sid1"}'
+        assert '0{"sid":"sid1"}' not in texts  # sent once
+    else:
+        assert FIRST_MESSAGE not in accept
+        assert texts[0] == '0{"sid":"sid1"}'

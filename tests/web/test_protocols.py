@@ -18,6 +18,7 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from ssoio.protocols import HttpProtocol, WebSocketProtocol, _Handshake
+from ssoio.realtime.engine import FIRST_MESSAGE
 
 KEY_LINES = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")  # fmt: skip
@@ -61,10 +62,12 @@ class Transport(asyncio.Transport):
 
 
 class App:
-    """Accepts, sends ``first`` at once (unless None), then waits for the client to go."""
+    """Accepts, sends ``first`` at once (unless None; with the accept when ``with_accept``
+    and the server offers it), then waits for the client to go."""
 
-    def __init__(self, first: str | None = "0{}") -> None:
+    def __init__(self, first: str | None = "0{}", *, with_accept: bool = False) -> None:
         self.first = first
+        self.with_accept = with_accept
         self.scopes: list[dict[str, Any]] = []
         self.received: list[dict[str, Any]] = []
 
@@ -73,9 +76,12 @@ class App:
             return
         self.scopes.append(scope)
         assert (await receive())["type"] == "websocket.connect"
-        await send({"type": "websocket.accept"})
-        if self.first is not None:
-            await send({"type": "websocket.send", "text": self.first})
+        if self.with_accept and FIRST_MESSAGE in scope["extensions"]:
+            await send({"type": "websocket.accept", FIRST_MESSAGE: self.first})
+        else:
+            await send({"type": "websocket.accept"})
+            if self.first is not None:
+                await send({"type": "websocket.send", "text": self.first})
         while (message := await receive())["type"] != "websocket.disconnect":
             self.received.append(message)
 
@@ -114,6 +120,7 @@ async def test_the_application_sees_the_request_as_uvicorn_shows_it(deflate: boo
         scopes.append(app.scopes[0])
     ours_scope, theirs = scopes
     theirs["headers"] = [(name.lower(), value) for name, value in theirs["headers"]]
+    assert ours_scope.pop("extensions") == {**theirs.pop("extensions"), FIRST_MESSAGE: {}}
     assert ours_scope == theirs
     assert ours_scope["path"] == "/socket.io/a b"
     assert ours_scope["query_string"] == b"EIO=4&x=%2F"
@@ -139,6 +146,16 @@ async def test_the_answer_and_the_first_message_are_written_as_by_uvicorn(deflat
 
 def _without_date(data: bytes) -> bytes:
     return b"\r\n".join(line for line in data.split(b"\r\n") if not line.startswith(b"date:"))
+
+
+@pytest.mark.parametrize("deflate", [False, True], ids=["answered by ssoio", "by websockets"])
+async def test_a_first_message_goes_out_with_the_answer(deflate: bool) -> None:
+    """FIRST_MESSAGE (Engine.IO's OPEN packet): one write per connect less."""
+    transport = connect(App(first="0{}", with_accept=True), handshake(), deflate=deflate)
+    await settle()
+    assert len(transport.writes) == 1, transport.writes
+    assert transport.writes[0].startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert transport.writes[0].endswith(b"\r\n\r\n\x81\x030{}")
 
 
 async def test_frames_after_the_handshake_reach_the_application() -> None:
@@ -191,7 +208,8 @@ async def test_a_refused_handshake_is_answered_and_closed(
 async def test_the_websocket_protocol_also_runs_under_uvicorns_http_protocol() -> None:
     """Handed the request as bytes (uvicorn's own HTTP protocol), it parses them with
     websockets as uvicorn does, and still answers a refused handshake."""
-    config = uvicorn.Config(App(), ws=WebSocketProtocol, ws_ping_interval=None,
+    app = App()
+    config = uvicorn.Config(app, ws=WebSocketProtocol, ws_ping_interval=None,
                             log_config=None, lifespan="off")  # fmt: skip
     config.load()
     for data, status in ((handshake(), b"101"),
@@ -202,6 +220,7 @@ async def test_the_websocket_protocol_also_runs_under_uvicorns_http_protocol() -
         protocol.data_received(data)
         await settle()
         assert b"".join(transport.writes).startswith(b"HTTP/1.1 " + status), transport.writes
+    assert FIRST_MESSAGE not in app.scopes[0]["extensions"]  # not offered there
 
 
 # -- the plain handshake answered by ssoio: never one websockets would not accept ------------
