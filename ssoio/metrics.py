@@ -46,6 +46,7 @@ class Metrics:
     def __init__(self, known_events: Iterable[str]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._known = set(known_events)
+        self._children: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
         r = self.registry
         self.connects = Counter("ssoio_connects_total", "Socket.IO connects, by result and code",
                                 ["result", "code"], registry=r)  # fmt: skip
@@ -87,31 +88,42 @@ class Metrics:
     def observe(self, event: str, fields: dict[str, Any]) -> None:
         """Count one audit event (``audit.Observer`` calls this)."""
         code = str(fields.get("code", "ok"))
+        inc = self._inc
         if event.startswith("auth.connect."):
-            self.connects.labels(event.rsplit(".", 1)[1], code).inc()
+            inc(self.connects, event.rsplit(".", 1)[1], code)
             if code == "rate_limited":
-                self.rate_limited.labels("connect").inc()
+                inc(self.rate_limited, "connect")
         elif event in ("event.allowed", "event.denied"):
             name = str(fields.get("name", ""))
             label = name if name in self._known else "other"
-            self.events.labels(label, event.rsplit(".", 1)[1], code).inc()
+            inc(self.events, label, event.rsplit(".", 1)[1], code)
             if code == "rate_limited":
-                self.rate_limited.labels("events").inc()
+                inc(self.rate_limited, "events")
         elif event == "auth.revoked":
-            self.disconnects.labels(code).inc()
+            inc(self.disconnects, code)
         elif event == "key.fetch":
-            self.key_fetches.labels(str(fields.get("issuer")), str(fields.get("result"))).inc()
+            inc(self.key_fetches, str(fields.get("issuer")), str(fields.get("result")))
         elif event == "key.rotated":
-            self.key_rotations.labels(str(fields.get("issuer"))).inc()
+            inc(self.key_rotations, str(fields.get("issuer")))
         elif event.startswith("api."):
             path = str(fields.get("path") or _API_PATHS.get(event, event))
-            self.api.labels(path, "refused" if event == "api.refused" else "ok").inc()
+            inc(self.api, path, "refused" if event == "api.refused" else "ok")
         elif event == "auth.session.refused":
-            self.rate_limited.labels("unauthenticated_sessions").inc()
+            inc(self.rate_limited, "unauthenticated_sessions")
         elif event == "config.reload":
-            self.reloads.labels(str(fields.get("result"))).inc()
+            inc(self.reloads, str(fields.get("result")))
         elif event in _SECURITY_EVENTS:
-            self.security.labels(_SECURITY_EVENTS[event]).inc()
+            inc(self.security, _SECURITY_EVENTS[event])
+
+    def _inc(self, counter: Counter, *labels: str) -> None:
+        # prometheus_client's labels() validates and locks per call (a few µs, on every
+        # connect and event); the children it returns are kept here. Label values are
+        # bounded: known event names, codes, issuers, paths.
+        key = (counter, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        child.inc()
 
 
 class _Live(Collector):

@@ -44,8 +44,9 @@ class Policy:
         self.rooms = RoomRules(settings.rooms)
         self.events = EventRules(settings.events)
         self.presence_visibility = FieldVisibility.compile(settings.presence.visible)
-        self._namespaces: dict[str, Requirement] = {
-            name: parse(spec) for name, spec in settings.policy.namespaces.items()
+        self._namespaces = {
+            name: _NamespaceRule(name, parse(spec))
+            for name, spec in settings.policy.namespaces.items()
         }
 
     # -- identity -------------------------------------------------------------------
@@ -64,17 +65,12 @@ class Policy:
     # -- decisions ------------------------------------------------------------------
 
     def namespace(self, principal: Principal, namespace: str) -> Decision:
-        requirement = self._namespaces.get(namespace)
-        label = f"policy.namespaces.{json.dumps(namespace, ensure_ascii=False)}"
-        if requirement is None:
+        rule = self._namespaces.get(namespace)
+        if rule is None:
             return Decision.deny(
                 f"no rule opens namespace {namespace!r}", code="namespace_forbidden"
             )
-        if requirement(principal):
-            return Decision.allow(f"{label} allows {requirement.describe()}", label)
-        return Decision.deny(
-            f"{label} allows only {requirement.describe()}", label, code="namespace_forbidden"
-        )
+        return rule.allowed if rule.requirement(principal) else rule.denied
 
     def room(self, principal: Principal, room: str, action: Action) -> Decision:
         return self.rooms.decide(principal, room, action)
@@ -162,3 +158,18 @@ class Policy:
             }
             view.append({str(f): values[f] for f in fields if values[f] is not None})
         return view
+
+
+class _NamespaceRule:
+    """A namespace's requirement, with its two decisions made once (they name the rule,
+    not the principal)."""
+
+    __slots__ = ("allowed", "denied", "requirement")
+
+    def __init__(self, namespace: str, requirement: Requirement) -> None:
+        label = f"policy.namespaces.{json.dumps(namespace, ensure_ascii=False)}"
+        self.requirement = requirement
+        self.allowed = Decision.allow(f"{label} allows {requirement.describe()}", label)
+        self.denied = Decision.deny(
+            f"{label} allows only {requirement.describe()}", label, code="namespace_forbidden"
+        )

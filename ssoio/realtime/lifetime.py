@@ -12,16 +12,16 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 __all__ = ["Due", "Scheduler"]
 
 Kind = Literal["warn", "expire", "unauthenticated"]
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Due:
+class Due(NamedTuple):
+    """A heap entry: ordered by deadline, then by insertion (compared as a tuple, in C)."""
+
     when: float
     seq: int
     kind: Kind
