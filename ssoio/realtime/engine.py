@@ -8,16 +8,20 @@ creates a task for ``wait_for``. With thousands of connections that is most of a
 memory and a good part of its CPU per connect and per event (``benchmarks/realtime.py``).
 
 ``EngineSocket`` keeps python-engineio's session states and packets and changes how it
-waits: ``asyncio.timeout`` (no task per wait), the ping as a timer handle (cancelled when
-the session closes, instead of a task left asleep), and the last received message
-dropped once handled (it was kept until the next one: for an idle session, the CONNECT
-packet with its access token). ``PacketQueue`` and ``Flag`` are the parts of
-``asyncio.Queue`` and ``asyncio.Event`` that python-engineio and uvicorn use.
+waits: a WebSocket's reads and writes without a timeout each (``EngineServer``'s sweep
+closes the sessions whose pings go unanswered, as python-engineio's monitor does, in one
+pass a second instead of a task per session), long-polling with ``asyncio.timeout`` (no
+task per wait), the ping as a timer handle (cancelled when the session closes, instead of
+a task left asleep), and the last received message dropped once handled (it was kept
+until the next one: for an idle session, the CONNECT packet with its access token).
+``PacketQueue`` and ``Flag`` are the parts of ``asyncio.Queue`` and ``asyncio.Event``
+that python-engineio and uvicorn use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any, Generic, TypeVar
 
@@ -151,13 +155,18 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
     _ping_timer: asyncio.TimerHandle | None = None
 
     async def poll(self) -> list[Any]:
-        """The packets waiting for the client (at least one, or the session ended)."""
+        """The packets waiting for a long-polling client (at least one, or the session
+        ended); the request ends with QueueEmpty after ping_interval + ping_timeout."""
         try:
             async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
                 first = await self.queue.get()
         except (TimeoutError, asyncio.CancelledError):
             # python-engineio's own behaviour: the transport ends, the task goes on
             raise exceptions.QueueEmpty() from None
+        return self._with_rest(first)
+
+    def _with_rest(self, first: Any) -> list[Any]:
+        """``first`` and the packets queued behind it (none when the session ended)."""
         self.queue.task_done()
         if first is None:
             return []
@@ -183,6 +192,26 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         if not self.closing and not self.closed:
             self.last_ping = time.time()
             self.queue.put_nowait(packet.Packet(packet.PING))
+
+    async def check_ping_timeout(self) -> bool:
+        """python-engineio's check (it runs before every send, and in EngineServer.sweep):
+        False once the ping has gone unanswered for ping_timeout, the session ending."""
+        if self.closed:
+            raise exceptions.SocketIsClosedError()
+        if self.last_ping and time.time() - self.last_ping > self.server.ping_timeout:
+            await self._expire()
+            return False
+        return True
+
+    async def _expire(self) -> None:
+        """Engine.IO v4 "Heartbeat": the client is gone. The session ends (disconnect
+        handlers run), then its transport: CLOSE and the end of the queue, which ends the
+        writer and closes a WebSocket. python-engineio's ``close`` sends its CLOSE through
+        ``send``, which drops it for the very reason the session ends, and leaves the
+        WebSocket to its reader's timeout (there is none here)."""
+        await self.close(wait=False, abort=True, reason=self.server.reason.PING_TIMEOUT)
+        self.queue.put_nowait(packet.Packet(packet.CLOSE))
+        self.queue.put_nowait(None)
 
     async def close(
         self, wait: bool = True, abort: bool = False, reason: object = None
@@ -221,7 +250,7 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         writer = asyncio.ensure_future(self._write(ws))
         while True:
             try:
-                pkt = await self._next_packet(ws)
+                pkt = await self._next_packet(ws)  # no timeout: EngineServer.sweep
             except (Exception, asyncio.CancelledError):
                 break  # python-engineio's: a failed or cancelled read ends the transport
             if pkt is None:
@@ -240,9 +269,8 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
 
     async def _next_packet(self, ws: Any) -> Any:
-        """The next packet from the client; None when it closed. Raises on timeout."""
-        async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
-            data = await ws.wait()
+        """The next packet from the client; None when it closed."""
+        data = await ws.wait()
         if data is None:
             return None
         if len(data) > self.server.max_http_buffer_size:
@@ -253,12 +281,14 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         """Engine.IO v4 §"Upgrade": ping probe, pong probe, upgrade; False if it failed."""
         self.upgrading = True  # hold packet sends during the upgrade
         try:
-            probe = await self._next_packet(ws)
-            if probe is None or probe.packet_type != packet.PING or probe.data != "probe":
-                return False
-            await ws.send(packet.Packet(packet.PONG, data="probe").encode())
-            await self.queue.put(packet.Packet(packet.NOOP))  # end the pending poll
-            upgrade = await self._next_packet(ws)
+            # bounded: the session's sweep does not watch this second transport
+            async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+                probe = await self._next_packet(ws)
+                if probe is None or probe.packet_type != packet.PING or probe.data != "probe":
+                    return False
+                await ws.send(packet.Packet(packet.PONG, data="probe").encode())
+                await self.queue.put(packet.Packet(packet.NOOP))  # end the pending poll
+                upgrade = await self._next_packet(ws)
             if upgrade is None or upgrade.packet_type != packet.UPGRADE:
                 return False
             self.upgraded = True
@@ -271,9 +301,11 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
     async def _write(self, ws: Any) -> None:
         while True:
             try:
-                packets = await self.poll()
-            except exceptions.QueueEmpty:
-                break
+                # no timeout: a session ends with None queued (EngineServer.sweep closes
+                # the silent ones)
+                packets = self._with_rest(await self.queue.get())
+            except asyncio.CancelledError:
+                break  # as python-engineio's: the transport ends
             if not packets:
                 break
             try:
@@ -315,6 +347,33 @@ class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
 
     def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue[Any]:
         return PacketQueue()
+
+    async def _service_task(self) -> None:
+        """python-engineio's watch over dead clients, as a sweep: every second (more often
+        for a short ping_timeout), each session whose ping has gone unanswered for
+        ping_timeout is closed (Engine.IO v4 §"Heartbeat"), and closed sessions are
+        dropped. python-engineio visits one session at a time, ping_timeout / sessions
+        apart, with a ``wait_for`` (a task) in between: 500 a second with 10,000 sessions.
+        This sweep is also why a WebSocket session's reads and writes need no timeout."""
+        self.service_task_event = self.create_event()
+        interval = min(1.0, self.ping_timeout / 4)
+        while not self.service_task_event.is_set():
+            try:
+                await self.sweep(time.time())
+            except Exception as exc:  # the watch must go on; one line, no client data
+                self.logger.error("engineio.sweep.failed %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self.service_task_event.wait()
+
+    async def sweep(self, now: float) -> None:
+        """Close the sessions whose ping went unanswered; drop the closed ones."""
+        limit = self.ping_timeout
+        for sid, socket in list(self.sockets.items()):
+            if socket.closed:
+                self.sockets.pop(sid, None)
+            elif not socket.closing and socket.last_ping and now - socket.last_ping > limit:
+                await socket.check_ping_timeout()
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
         if event == "connect":

@@ -688,3 +688,47 @@ async def test_a_failed_upgrade_leaves_the_polling_session_working(live: Node, p
         assert frames[0].startswith("437["), frames
         await session.close()
     await live.assert_healthy()
+
+
+# -- heartbeats -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def fast_pings(rsa_key: SigningKey) -> AsyncIterator[Node]:
+    settings = settings_from(realtime={"ping_interval_s": 0.2, "ping_timeout_s": 0.3})
+    async with running_node(settings, key=rsa_key, sentinel=False) as running:
+        yield running
+
+
+async def test_a_client_that_stops_answering_pings_is_disconnected(fast_pings: Node) -> None:
+    """Engine.IO v4 "Heartbeat": a session whose ping goes unanswered for pingTimeout ends
+    (Engine.IO CLOSE, then the WebSocket closes); a WebSocket's reads wait without a
+    timeout of their own, so this is EngineServer.sweep's doing."""
+    socket, sid = await fast_pings.client("erin")
+    frames: list[str | bytes] = []
+
+    async def read_without_answering() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for frame in socket.ws:
+                frames.append(frame)
+
+    started = time.monotonic()
+    await asyncio.wait_for(read_without_answering(), 5)  # ends when the server closes
+    assert "2" in frames, frames  # pinged
+    assert frames[-1] == "1", frames  # Engine.IO CLOSE, before the WebSocket close
+    assert time.monotonic() - started < 2.5  # ping_interval + ping_timeout + a sweep
+    assert fast_pings.server.gateway.connections.get(sid) is None
+    assert fast_pings.server.sio.eio.sockets.get(socket.eio_sid) is None
+
+
+async def test_a_client_that_answers_pings_stays_connected(fast_pings: Node) -> None:
+    socket, sid = await fast_pings.client("erin")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 1.5  # over ping_interval + ping_timeout several times
+    while loop.time() < deadline:
+        await socket.recv(0.05)  # answers every ping
+    assert not socket.closed
+    assert fast_pings.server.gateway.connections.get(sid) is not None
+    answer = await socket.call("room:join", {"room": "tenant:acme:general"}, timeout_s=2)
+    assert answer == {"ok": True, "room": "tenant:acme:general"}
+    await socket.close()
