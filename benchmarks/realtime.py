@@ -318,6 +318,18 @@ def metrics(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | N
     return out
 
 
+def per_op(phase: str, run: dict[str, Any]) -> float:
+    """The figure a phase's runs are ranked by: server CPU per op, or KiB per connection."""
+    return metrics({phase: run})[phase]["kib" if phase == "idle" else "cpu_us"] or 0.0
+
+
+def median_run(phase: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of a phase's runs (by ``per_op``), with every run's figure kept in it:
+    this machine's other load moves single runs by ±15%."""
+    ranked = sorted(runs, key=lambda run: per_op(phase, run))
+    return {**ranked[(len(ranked) - 1) // 2], "figures": [per_op(phase, run) for run in runs]}
+
+
 def negotiated(results: dict[str, dict[str, Any]]) -> str:
     seen = {results[p].get("deflate") for p in PHASES} - {None}
     if len(seen) != 1:
@@ -369,6 +381,13 @@ def report(
         "the previous ack",
         f"- idle memory: {args.idle:,} connections, server RSS growth over them after "
         f"{args.settle:g} s of settling",
+        f"- each phase ran {args.repeat} times per server, interleaved (round by round, "
+        "server by server), each time on a fresh server process; the median run is reported. "
+        "Server CPU per connect of each run (µs): "
+        + "; ".join(
+            f"{LABELS[k]} " + " / ".join(fmt(v) for v in results[k]["storm"]["figures"])
+            for k in kinds
+        ),
         f"- servers pinned to core {SERVER_CORE}, load generator to core {LOAD_CORE}; server "
         "CPU is the utime+stime delta of the server process (`/proc/PID/stat`, 10 ms clock "
         "ticks, so small runs are coarse) over the phase",
@@ -437,7 +456,9 @@ SETUP = """\
   log on, written to a file), the default garbage collector, no authentication; `echo`
   returns `{{"ok": true}}`. With `--tuned-baseline`, the same app also runs "tuned as
   ssoio runs": websockets-sansio, no permessage-deflate, ssoio's GC thresholds, WARNING
-  logging, no access log, no proxy headers (what is left of ssoio's cost is its own).
+  logging, no access log, no proxy headers; uvicorn's and python-engineio's own classes
+  (ssoio's lighter ones, `ssoio/protocols.py` and `ssoio/realtime/engine.py`, are part of
+  what ssoio brings).
 - ssoio: `SsoServer(validate_raw(config, {{}}))` run as `ssoio serve` runs it
   (`tune_garbage_collector()`, `uvicorn_config(...)`: websockets-sansio, no
   permessage-deflate), with `configure_logging(level=logging.WARNING)` so the audit
@@ -585,6 +606,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200, help="acked events per client")
     parser.add_argument("--idle", type=int, default=2000, help="idle connections held")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds before RSS reads")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each phase per server; the median is kept")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=300.0, help="bound of each step (s)")
     parser.add_argument("--no-deflate", dest="deflate", action="store_false",
                         help="the load generator does not offer permessage-deflate")  # fmt: skip
@@ -606,11 +629,16 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         bench = Bench(args, stack)
         kinds = ["bare", "tuned", "ssoio"] if args.tuned_baseline else list(KINDS)
-        results: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in kinds}
-        for phase in PHASES:
-            for kind in kinds:
-                print(f"{phase}: {LABELS[kind]} ...", flush=True)
-                results[kind][phase] = bench.phase(kind, phase)
+        runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+            kind: {phase: [] for phase in PHASES} for kind in kinds
+        }
+        for round_ in range(1, args.repeat + 1):
+            for phase in PHASES:
+                for kind in kinds:
+                    print(f"{phase}: {LABELS[kind]} (run {round_}) ...", flush=True)
+                    runs[kind][phase].append(bench.phase(kind, phase))
+        results = {kind: {phase: median_run(phase, runs[kind][phase]) for phase in PHASES}
+                   for kind in kinds}  # fmt: skip
         text, all_met = report(args, results, [], time.perf_counter() - started)
         if args.profile == "always" or (args.profile == "auto" and not all_met):
             print("profiling ssoio ...", flush=True)

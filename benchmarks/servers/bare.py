@@ -6,10 +6,12 @@ accepted when the client offers it, uvicorn's default logging (INFO, access log 
 the interpreter's default garbage collector. One ``echo`` event handler returns
 ``{"ok": True}`` as the ack. This is what an application gets before doing any tuning.
 
-``--tuned`` runs the same app the way ssoio runs itself (``ssoio.serving.uvicorn_config``
+``--tuned`` runs the same app with the settings ssoio runs with (``ssoio.serving.uvicorn_config``
 and ``tune_garbage_collector``): websockets-sansio, no permessage-deflate, raised GC
-thresholds, WARNING logging, no access log, no proxy headers, no server header. The gap
-between it and ssoio is what ssoio itself costs.
+thresholds, WARNING logging, no access log, no proxy headers, no server header; uvicorn's
+and python-engineio's own classes, not ssoio's lighter ones (``ssoio.protocols``,
+``ssoio.realtime.engine``). The gap between it and ssoio is what ssoio costs, net of what
+those save.
 
 Run (``benchmarks/realtime.py`` does): ``.venv/bin/python benchmarks/servers/bare.py --port N``
 """
