@@ -1,5 +1,6 @@
 """ssoio's uvicorn protocols, driven in process over a recording transport and compared
-with uvicorn's own (httptools + websockets-sansio) on the same bytes."""
+with uvicorn's own (httptools + websockets-sansio) on the same bytes; ssoio's answer to a
+plain handshake held to websockets' own by a differential property test."""
 
 from __future__ import annotations
 
