@@ -189,6 +189,8 @@ REFUSED = [
     ("an unsupported WebSocket version (RFC 6455 §4.4)",
      handshake().replace(b"Version: 13", b"Version: 8"), b"400"),
     ("a POST (RFC 6455 §4.1: GET)", b"POST" + handshake()[3:], b"405"),
+    ("HTTP/1.0 (RFC 6455 §4.1: HTTP/1.1; uvicorn's own path rewrote it to 1.1)",
+     handshake().replace(b" HTTP/1.1\r\n", b" HTTP/1.0\r\n", 1), b"505"),
 ]  # fmt: skip
 
 
