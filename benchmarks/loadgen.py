@@ -65,16 +65,17 @@ WARMUP_EVENTS = 20
 # -- tokens ---------------------------------------------------------------------------------
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
+    """base64url without padding (RFC 7515 §2)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def sign(key: rsa.RSAPrivateKey, claims: dict[str, Any]) -> str:
     """An RS256 JWT of ``claims`` with the benchmark issuer's key (``typ: at+jwt``)."""
-    header = _b64(json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": KID}).encode())
-    signing_input = f"{header}.{_b64(json.dumps(claims).encode())}"
+    header = b64(json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": KID}).encode())
+    signing_input = f"{header}.{b64(json.dumps(claims).encode())}"
     signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{_b64(signature)}"
+    return f"{signing_input}.{b64(signature)}"
 
 
 def make_tokens(key: rsa.RSAPrivateKey, issuer: str, count: int, prefix: str) -> list[str]:

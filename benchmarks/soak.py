@@ -89,7 +89,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:  # tests.interop.provider and benchmarks.* by package name
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.loadgen import cpu_seconds  # noqa: E402
+from benchmarks.loadgen import b64, cpu_seconds  # noqa: E402
 from benchmarks.realtime import (  # noqa: E402
     Child,
     free_port,
@@ -435,10 +435,6 @@ class Conn:
 
 
 # -- tokens -------------------------------------------------------------------------------------
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def unverified(token: str, part: int) -> dict[str, Any]:

@@ -87,14 +87,17 @@ class App:
             self.received.append(message)
 
 
-def connect(app: App, data: bytes, *, ours: bool = True, deflate: bool = False) -> Transport:
+def connect(
+    app: App, data: bytes, *, ours: bool = True, deflate: bool = False,
+    http_class: type[HttpToolsProtocol] | None = None,
+) -> Transport:  # fmt: skip
     """``data`` through ssoio's protocols (or uvicorn's own), with permessage-deflate
-    configured or not (ssoio's default: not)."""
+    configured or not (ssoio's default: not); ``http_class`` overrides the HTTP protocol."""
     config = uvicorn.Config(app, ws=WebSocketProtocol if ours else WebSocketsSansIOProtocol,
                             ws_per_message_deflate=deflate, ws_ping_interval=None,
                             log_config=None, lifespan="off")  # fmt: skip
     config.load()
-    http_class = HttpProtocol if ours else HttpToolsProtocol
+    http_class = http_class or (HttpProtocol if ours else HttpToolsProtocol)
     protocol = http_class(config=config, server_state=ServerState(), app_state={})
     transport = Transport()
     protocol.connection_made(transport)
@@ -212,15 +215,9 @@ async def test_the_websocket_protocol_also_runs_under_uvicorns_http_protocol() -
     """Handed the request as bytes (uvicorn's own HTTP protocol), it parses them with
     websockets as uvicorn does, and still answers a refused handshake."""
     app = App()
-    config = uvicorn.Config(app, ws=WebSocketProtocol, ws_ping_interval=None,
-                            log_config=None, lifespan="off")  # fmt: skip
-    config.load()
     for data, status in ((handshake(), b"101"),
                          (handshake(extra=f"X-Big: {'a' * 20_000}\r\n"), b"431")):  # fmt: skip
-        protocol = HttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
-        transport = Transport()
-        protocol.connection_made(transport)
-        protocol.data_received(data)
+        transport = connect(app, data, deflate=True, http_class=HttpToolsProtocol)
         await settle()
         assert b"".join(transport.writes).startswith(b"HTTP/1.1 " + status), transport.writes
     assert FIRST_MESSAGE not in app.scopes[0]["extensions"]  # not offered there
