@@ -198,10 +198,15 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         False once the ping has gone unanswered for ping_timeout, the session ending."""
         if self.closed:
             raise exceptions.SocketIsClosedError()
-        if self.last_ping and time.time() - self.last_ping > self.server.ping_timeout:
+        if self.ping_overdue(time.time()):
             await self._expire()
             return False
         return True
+
+    def ping_overdue(self, now: float) -> bool:
+        """The last ping has gone unanswered for longer than ping_timeout."""
+        sent = self.last_ping
+        return sent is not None and sent > 0 and now - sent > self.server.ping_timeout
 
     async def _expire(self) -> None:
         """Engine.IO v4 "Heartbeat": the client is gone. The session ends (disconnect
@@ -368,11 +373,10 @@ class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
 
     async def sweep(self, now: float) -> None:
         """Close the sessions whose ping went unanswered; drop the closed ones."""
-        limit = self.ping_timeout
         for sid, socket in list(self.sockets.items()):
             if socket.closed:
                 self.sockets.pop(sid, None)
-            elif not socket.closing and socket.last_ping and now - socket.last_ping > limit:
+            elif not socket.closing and socket.ping_overdue(now):
                 await socket.check_ping_timeout()
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
