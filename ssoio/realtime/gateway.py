@@ -650,9 +650,11 @@ class Gateway:
     # -- timers ---------------------------------------------------------------------------------
 
     def _schedule_expiry(self, connection: Connection) -> None:
+        # A token that lives less than expiry_warning_s is warned about at once (the timer
+        # loop runs after the CONNECT answer is queued): the client learns its expires_in
+        # and may refresh in time, instead of being cut off without notice.
         warn_at = connection.expires_at - self.settings.realtime.expiry_warning_s
-        if warn_at > self.clock():
-            self._schedule(warn_at, "warn", connection.sid, connection.generation)
+        self._schedule(max(warn_at, self.clock()), "warn", connection.sid, connection.generation)
         expire_at = connection.expires_at + connection.leeway_s
         self._schedule(expire_at, "expire", connection.sid, connection.generation)
 
