@@ -62,6 +62,8 @@ def room_key(room: str) -> str:
 class SessionResolver(Protocol):
     """The browser-login seam: a session cookie -> (session id, current access token)."""
 
+    cookie_name: str  # "ssoio_session", "__Host-ssoio_session" under https
+
     async def resolve(self, cookie_value: str) -> tuple[str, str] | None: ...
 
 
@@ -267,7 +269,7 @@ class Gateway:
             credential = find_credential(
                 auth,
                 environ,
-                cookie_name=SESSION_COOKIE,
+                cookie_name=self.sessions.cookie_name if self.sessions else SESSION_COOKIE,
                 allow_query=self.settings.server.insecure_allow_query_token,
             )
             web_session, token = await self._token_of(credential)
