@@ -137,7 +137,7 @@ class BrowserLogin:
         state = params.get("state")
         # RFC 6749 §10.12: the state must be the one this browser was given. A mismatch
         # leaves the pre-login cookie alone: a forged link cannot cancel a real sign-in.
-        if pending is None or not state or not hmac.compare_digest(state, pending.state):
+        if pending is None or not state or not _same(state, pending.state):
             self.observe("auth.login.refused", code="state_invalid")
             return error_page(400, "state_invalid", "This sign-in link is not valid (any more).")
         response = await self._callback(params.get("code"), pending)
@@ -373,6 +373,11 @@ def _same_identity(session: WebSession, verified: VerifiedToken) -> None:
     a session never changes identity."""
     if verified.issuer.name != session.issuer or verified.claims.get("sub") != session.subject:
         raise ClaimsInvalid("the refreshed token is for another identity")
+
+
+def _same(given: str, expected: str) -> bool:
+    # constant time; as bytes, since compare_digest refuses non-ASCII str (a TypeError)
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def _short(value: object) -> str:

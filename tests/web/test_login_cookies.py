@@ -140,6 +140,9 @@ async def test_pre_login_cookie_expires_after_login_timeout(start: NodeFactory) 
         assert attributes(started.headers["set-cookie"])["max-age"] == "120"
         query = parse_qs(urlsplit(started.headers["location"]).query)
         callback = {"state": query["state"][0], "code": "the-code"}
+        for forged in ("é" + query["state"][0][1:], "x"):  # (non-ASCII: no 500)
+            wrong = await http.get("/auth/callback", params={**callback, "state": forged})
+            assert (wrong.status_code, "state_invalid" in wrong.text) == (400, True)
         node.clock.advance(121)  # the browser would have dropped it; a replay is refused
         late = await http.get("/auth/callback", params=callback)
         assert (late.status_code, "state_invalid" in late.text) == (400, True)
