@@ -110,6 +110,9 @@ class SsoServer:
                                       sessions or self._session_store(clock), clock)  # fmt: skip
             self.gateway.sessions = self.login
             if self.bus is not None:
+                shared = shared_limiter(self.bus, settings, clock)
+                limit = self.login.login_limit
+                limit.limiter = shared("logins", settings.limits.logins_per_ip, limit.local)
                 ttl = settings.login.logout_token_max_age_s * 2
                 prefix = f"{settings.cluster.channel}:jti"
                 self.login.replay = RedisReplayCache(self.bus.redis, prefix, ttl)
@@ -200,7 +203,7 @@ class SsoServer:
 
     def _session_store(self, clock: Clock) -> SessionStore:
         if self.bus is None:
-            return MemorySessionStore(clock)
+            return MemorySessionStore(clock, self.settings.login.max_sessions)
         secret = self.settings.login.session_secret.get_secret_value()
         prefix = self.settings.cluster.channel
         return RedisSessionStore(self.bus.redis, prefix, secret, clock)

@@ -21,7 +21,11 @@ class LoginSettings(Section):
     scopes: tuple[str, ...] = ("openid", "profile", "email")
     session_secret: SecretStr = SecretStr("")
     session_max_age_s: float = Field(28800, gt=0)
+    # how long a started sign-in may take: the life of the pre-login cookie
     login_timeout_s: float = Field(600, gt=0, le=3600)
+    # signed-in sessions kept in memory (without a cluster); the oldest go when full.
+    # Pending logins are not sessions: they live in their own short-lived cookie.
+    max_sessions: int = Field(100_000, ge=1)
     cookie_secure: Literal["auto", "always", "never"] = "auto"
     refresh_margin_s: float = Field(60, ge=0)
     post_logout_path: Annotated[str, Field(pattern=r"^/")] = "/"

@@ -65,6 +65,9 @@ class LimitSettings(Section):
     failed_auth_per_ip: BucketSettings = BucketSettings(rate=0.5, burst=10)
     events_per_connection: BucketSettings = BucketSettings(rate=20, burst=50)
     events_per_user: BucketSettings = BucketSettings(rate=50, burst=150)
+    # GET /auth/login per client address (IPv6 by /64): a whole office behind one NAT
+    # address may sign in at once (the burst), a script may not flood the route.
+    logins_per_ip: BucketSettings = BucketSettings(rate=5, burst=300)
     max_tracked_keys: int = Field(100_000, ge=100)
 
 

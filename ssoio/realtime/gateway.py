@@ -62,6 +62,8 @@ def room_key(room: str) -> str:
 class SessionResolver(Protocol):
     """The browser-login seam: a session cookie -> (session id, current access token)."""
 
+    cookie_name: str  # "ssoio_session", "__Host-ssoio_session" under https
+
     async def resolve(self, cookie_value: str) -> tuple[str, str] | None: ...
 
 
@@ -267,7 +269,7 @@ class Gateway:
             credential = find_credential(
                 auth,
                 environ,
-                cookie_name=SESSION_COOKIE,
+                cookie_name=self.sessions.cookie_name if self.sessions else SESSION_COOKIE,
                 allow_query=self.settings.server.insecure_allow_query_token,
             )
             web_session, token = await self._token_of(credential)
@@ -650,9 +652,11 @@ class Gateway:
     # -- timers ---------------------------------------------------------------------------------
 
     def _schedule_expiry(self, connection: Connection) -> None:
+        # A token that lives less than expiry_warning_s is warned about at once (the timer
+        # loop runs after the CONNECT answer is queued): the client learns its expires_in
+        # and may refresh in time, instead of being cut off without notice.
         warn_at = connection.expires_at - self.settings.realtime.expiry_warning_s
-        if warn_at > self.clock():
-            self._schedule(warn_at, "warn", connection.sid, connection.generation)
+        self._schedule(max(warn_at, self.clock()), "warn", connection.sid, connection.generation)
         expire_at = connection.expires_at + connection.leeway_s
         self._schedule(expire_at, "expire", connection.sid, connection.generation)
 

@@ -3,7 +3,9 @@ OpenID Connect Back-Channel Logout.
 
 ::
 
-    GET  /auth/login?next=/path     start the authorization-code flow (PKCE S256, state, nonce)
+    GET  /auth/login?next=/path     start the authorization-code flow (PKCE S256, state,
+                                    nonce, kept in the pre-login cookie); rate-limited per
+                                    address (limits.logins_per_ip)
     GET  /auth/callback             check state, exchange the code, verify the ID token,
                                     start a fresh session (new id: no fixation)
     GET  /auth/token                the session's access token (refreshed near expiry)
@@ -14,6 +16,7 @@ OpenID Connect Back-Channel Logout.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Any, Protocol
 
@@ -30,6 +33,7 @@ from ssoio.errors import (
     ClusterUnavailable,
     IdpUnavailable,
     OriginDenied,
+    RateLimited,
     SsoioError,
     TokenMissing,
 )
@@ -39,11 +43,13 @@ from ssoio.oidc.verified import VerifiedToken
 from ssoio.policy.engine import Policy
 from ssoio.realtime.gateway import Gateway
 from ssoio.realtime.origins import origin_of
-from ssoio.web.oidc_client import LoginClient, OAuthError
+from ssoio.web.oidc_client import GrantRefused, LoginClient
 from ssoio.web.pages import error_page
+from ssoio.web.pending import PendingLogin, PendingLogins
 from ssoio.web.redirects import safe_next
 from ssoio.web.responses import NO_STORE, error_response
-from ssoio.web.sessions import COOKIE_NAME, RefreshLocks, SessionCookies, SessionStore, WebSession
+from ssoio.web.sessions import RefreshLocks, SessionCookies, SessionStore, WebSession
+from ssoio.web.throttle import AddressLimit
 
 __all__ = ["BrowserLogin"]
 
@@ -70,7 +76,11 @@ class BrowserLogin:
         self.store = store
         self.clock = clock
         self.cookies = SessionCookies(settings)
+        self.cookie_name = self.cookies.name  # (read by the gateway for cookie connects)
+        self.pending = PendingLogins(settings, clock)
         self.client = LoginClient(settings, providers, clock)
+        limits = settings.limits
+        self.login_limit = AddressLimit(limits.logins_per_ip, clock, limits.max_tracked_keys)
         self._locks = RefreshLocks()
         # BCL 1.0 §2.6 step 7 (optional, done here): a logout token's jti is used once
         self.replay: ReplayCache | None = None  # shared by a cluster's nodes
@@ -104,19 +114,17 @@ class BrowserLogin:
     # -- login ------------------------------------------------------------------------------
 
     async def login_route(self, request: Request) -> Response:
-        now = self.clock()
-        next_path = safe_next(request.query_params.get("next"))
-        session = WebSession(
-            self.cookies.new_id(), now, now + self.login.login_timeout_s, data={"next": next_path}
-        )
-        request.scope["session"] = session.data  # authlib keeps its state here
+        """Nothing is stored on the server: the transaction goes into the pre-login cookie
+        (``pending.py``), so anonymous logins cost a few random bytes and one encryption."""
+        if not await self.login_limit.allow(request):  # (no log line: it would amplify)
+            return error_response(RateLimited("too many sign-ins from this address; wait"))
+        pending = PendingLogin.start(safe_next(request.query_params.get("next")))
         try:
-            response = await self.client.redirect_to_login(request, self.redirect_uri)
+            url = await self.client.authorization_url(self.redirect_uri, pending)
         except SsoioError as error:
             return error_page(503, error.code, "The identity provider cannot be reached.")
-        await self.store.save(session)
-        response.headers["set-cookie"] = self.cookies.header(session.id)
-        response.headers["cache-control"] = "no-store"
+        response = RedirectResponse(url, status_code=302, headers=NO_STORE)
+        response.headers["set-cookie"] = self.pending.header(pending)
         return response
 
     async def callback_route(self, request: Request) -> Response:
@@ -125,18 +133,23 @@ class BrowserLogin:
             code = _short(params.get("error"))
             self.observe("auth.login.refused", code=code)
             return error_page(400, code, "The identity provider did not sign you in.")
-        transaction = await self._session(request.cookies.get(COOKIE_NAME))
+        pending = self.pending.open(request.cookies.get(self.pending.name))
         state = params.get("state")
-        key = f"_state_ssoio_{state}"
-        if transaction is None or not state or key not in transaction.data:
+        # RFC 6749 §10.12: the state must be the one this browser was given. A mismatch
+        # leaves the pre-login cookie alone: a forged link cannot cancel a real sign-in.
+        if pending is None or not state or not _same(state, pending.state):
             self.observe("auth.login.refused", code="state_invalid")
             return error_page(400, "state_invalid", "This sign-in link is not valid (any more).")
-        state_data = transaction.data.pop(key).get("data", {})
-        await self.store.delete(transaction.id)  # one use only, whatever happens next
+        response = await self._callback(params.get("code"), pending)
+        # one use only, whatever happened
+        response.headers.append("set-cookie", self.pending.header(None))
+        return response
+
+    async def _callback(self, code: str | None, pending: PendingLogin) -> Response:
         try:
-            return await self._complete(params.get("code"), state_data, transaction)
-        except OAuthError as exc:
-            self.observe("auth.login.refused", code="code_rejected", error=_short(exc.error))
+            return await self._complete(code, pending)
+        except GrantRefused as refused:
+            self.observe("auth.login.refused", code="code_rejected", error=_short(refused.error))
             return error_page(400, "code_rejected", "The sign-in could not be completed.")
         except AuthenticationError as error:
             self.observe("auth.login.refused", code=error.code)
@@ -144,15 +157,11 @@ class BrowserLogin:
         except SsoioError as error:
             return error_page(503, error.code, "The identity provider cannot be reached.")
 
-    async def _complete(
-        self, code: str | None, state_data: dict[str, Any], transaction: WebSession
-    ) -> Response:
+    async def _complete(self, code: str | None, pending: PendingLogin) -> Response:
         if not code:
             raise TokenMissing("the callback carries no code")
-        token = await self.client.exchange(code, state_data)
-        id_claims = await self.client.verify_id_token(
-            token.get("id_token"), state_data.get("nonce")
-        )
+        token = await self.client.exchange(code, pending.code_verifier, self.redirect_uri)
+        id_claims = await self.client.verify_id_token(token.get("id_token"), pending.nonce)
         verified = await self.providers.verifier.verify(token.get("access_token"))
         if verified.claims.get("sub") != id_claims["sub"]:
             raise TokenMissing("the access token is for another user")
@@ -172,7 +181,7 @@ class BrowserLogin:
         )
         await self.store.save(session)
         self.observe("auth.login", issuer=session.issuer, sub=session.subject)
-        response = RedirectResponse(transaction.data.get("next", "/"), status_code=303)
+        response = RedirectResponse(pending.next_path, status_code=303)
         response.headers["set-cookie"] = self.cookies.header(session.id)
         response.headers["cache-control"] = "no-store"
         return response
@@ -213,7 +222,7 @@ class BrowserLogin:
         origin = request.headers.get("origin") or _origin_of(request.headers.get("referer"))
         if origin is None or not self.gateway.origins.allows(origin):
             return error_response(OriginDenied("log out from this site's own pages"))
-        session = await self._session(request.cookies.get(COOKIE_NAME))
+        session = await self._session(request.cookies.get(self.cookie_name))
         target: str | None = self.post_logout_uri
         if session is not None:
             await self._end(session, "logged_out", "local")
@@ -302,7 +311,7 @@ class BrowserLogin:
         # Same-origin only: browsers say where a request comes from (Fetch Metadata).
         if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
             raise OriginDenied("the token hand-off is for this site's own pages")
-        session = await self._session(request.cookies.get(COOKIE_NAME))
+        session = await self._session(request.cookies.get(self.cookie_name))
         if session is None or not session.authenticated:
             raise TokenMissing("not signed in")
         return session
@@ -346,7 +355,7 @@ class BrowserLogin:
             if session.access_expires_at > self.clock():
                 return session.access_token
             raise
-        except (OAuthError, SsoioError) as exc:
+        except SsoioError as exc:  # GrantRefused included: the refresh token is no good
             self.observe("auth.refresh.failed", sub=session.subject, kind=type(exc).__name__)
             await self._end(session, "token_expired", "refresh_failed")
             return None
@@ -364,6 +373,11 @@ def _same_identity(session: WebSession, verified: VerifiedToken) -> None:
     a session never changes identity."""
     if verified.issuer.name != session.issuer or verified.claims.get("sub") != session.subject:
         raise ClaimsInvalid("the refreshed token is for another identity")
+
+
+def _same(given: str, expected: str) -> bool:
+    # constant time; as bytes, since compare_digest refuses non-ASCII str (a TypeError)
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def _short(value: object) -> str:

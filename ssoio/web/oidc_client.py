@@ -1,47 +1,54 @@
-"""ssoio as an OpenID Connect relying party, through authlib's Starlette client.
+"""ssoio as an OpenID Connect relying party: the authorization-code flow with PKCE.
 
-authlib does the authorization-code flow mechanics (state, PKCE S256, nonce, the token
-request with client authentication, refresh, the end-session URL). The ID token is
-verified by ssoio itself, through the same key store as access tokens, so there is one
-place where keys are fetched, cached and rotated.
+The flow's requests go through the node's one HTTP client (``IdentityProviders.http``,
+which also fetches the discovery documents and keys), and the ID token is verified through
+the same key store as access tokens, so there is one place where keys are fetched, cached
+and rotated.
+
+Why not authlib's Starlette client (authlib 1.9.10,
+``authlib.integrations.base_client.async_app.AsyncOAuth2Mixin``): it builds a new
+``httpx.AsyncClient`` (TLS context included) for every ``create_authorization_url`` and
+``fetch_access_token`` call, ~20-30 ms of CPU and several hundred KB per anonymous
+``GET /auth/login``: a cheap denial of service. The authorization URL needs no I/O at all,
+and the token request is one bounded form POST (RFC 6749 §4.1.3, §6), done here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import warnings
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
-from starlette.requests import Request
-from starlette.responses import RedirectResponse
 
 from ssoio.clock import Clock
 from ssoio.config.model import Settings
-from ssoio.errors import IdpUnavailable
+from ssoio.errors import AuthenticationError, IdpUnavailable
 from ssoio.oidc.discovery import ProviderMetadata
+from ssoio.oidc.http import parse_json_object
 from ssoio.oidc.id_tokens import Expectations, check_id_token_claims, verify_signed
 from ssoio.oidc.providers import IdentityProviders
+from ssoio.web.pending import PendingLogin
 
-with warnings.catch_warnings():
-    # authlib 1.9 warns on import that its httpx integration is deprecated in favour of
-    # "httpx2"; the integration works and is what DESIGN.md chose. authlib.deprecate
-    # installs an "always" filter for its warnings when imported, so import it first and
-    # put this one narrower filter in front of it.
-    from authlib.deprecate import AuthlibDeprecationWarning
+__all__ = ["GrantRefused", "LoginClient"]
 
-    warnings.filterwarnings(
-        "ignore", message=".*httpx module is deprecated.*", category=AuthlibDeprecationWarning
-    )
-    from authlib.integrations.base_client import OAuthError
-    from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
-
-__all__ = ["LoginClient", "OAuthError"]
-
-# authlib logs the PKCE code_verifier at DEBUG level; never let that reach a log.
-logging.getLogger("authlib").setLevel(logging.WARNING)
 log = logging.getLogger(__name__)
+
+# A token response holds three tokens; 256 KiB is far above any real one.
+MAX_TOKEN_RESPONSE_BYTES = 256 * 1024
+
+
+class GrantRefused(AuthenticationError):
+    """The token endpoint refused the grant (RFC 6749 §5.2): a used, forged or expired
+    code, or a refresh token that is no longer good. ``error`` is the provider's code."""
+
+    code = "code_rejected"
+    default_message = "the identity provider refused the grant"
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
 
 
 class LoginClient:
@@ -52,74 +59,94 @@ class LoginClient:
         self.issuer = settings.login_issuer
         self._providers = providers
         self._clock = clock
-        self._oauth = OAuth()
-        self._app: StarletteOAuth2App | None = None
         self.metadata: ProviderMetadata | None = None
 
-    async def app(self) -> StarletteOAuth2App:
-        """The authlib client, registered on first use from the (issuer-checked) metadata."""
-        if self._app is None:
-            metadata = await self._providers.discovery.get(self.issuer)
-            if metadata.authorization_endpoint is None or metadata.token_endpoint is None:
-                raise IdpUnavailable("the provider publishes no authorization or token endpoint")
-            login = self.settings.login
-            secret = login.client_secret.get_secret_value()
-            self._app = self._oauth.register(
-                name="ssoio",
-                client_id=login.client_id,
-                client_secret=secret or None,
-                authorize_url=metadata.authorization_endpoint,
-                access_token_url=metadata.token_endpoint,
-                client_kwargs={
-                    "scope": " ".join(login.scopes),
-                    "code_challenge_method": "S256",
-                    # no secret: a public client, authenticated by PKCE alone
-                    "token_endpoint_auth_method": "client_secret_basic" if secret else "none",
-                    "timeout": self.issuer.keys.http_timeout_s,
-                },
-            )
-            self.metadata = metadata
-        return self._app
+    async def endpoints(self) -> tuple[str, str]:
+        """(authorization endpoint, token endpoint) from the issuer-checked, cached metadata.
 
-    async def redirect_to_login(self, request: Request, redirect_uri: str) -> RedirectResponse:
-        """Start the flow; authlib stores state, nonce and the PKCE verifier in
-        ``request.session`` (ssoio's server-side session data)."""
-        app = await self.app()
-        response: RedirectResponse = await app.authorize_redirect(request, redirect_uri)
-        return response
+        :raises IdpUnavailable: no metadata, or no such endpoints in it.
+        """
+        metadata = await self._providers.discovery.get(self.issuer)
+        authorize, token = metadata.authorization_endpoint, metadata.token_endpoint
+        if authorize is None or token is None:
+            raise IdpUnavailable("the provider publishes no authorization or token endpoint")
+        self.metadata = metadata
+        return authorize, token
 
-    async def exchange(self, code: str, state_data: dict[str, Any]) -> dict[str, Any]:
-        """Trade the code for tokens (RFC 6749 §4.1.3, with the PKCE verifier).
+    async def authorization_url(self, redirect_uri: str, pending: PendingLogin) -> str:
+        """Where to send the browser (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC Core §3.1.2.1).
 
-        :raises OAuthError: the provider refused (replayed or forged code, ...).
+        :raises IdpUnavailable: the provider's metadata cannot be had.
+        """
+        endpoint, _ = await self.endpoints()
+        params = {
+            "response_type": "code",
+            "client_id": self.settings.login.client_id,
+            "redirect_uri": redirect_uri,
+            "scope": " ".join(self.settings.login.scopes),
+            "state": pending.state,
+            "nonce": pending.nonce,
+            "code_challenge": pending.code_challenge,
+            "code_challenge_method": "S256",
+        }
+        # RFC 6749 §3.1: a query the endpoint URL already has MUST be kept
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+
+    async def exchange(self, code: str, code_verifier: str, redirect_uri: str) -> dict[str, Any]:
+        """Trade the code for tokens (RFC 6749 §4.1.3, with the verifier: RFC 7636 §4.5).
+
+        :raises GrantRefused: the provider refused (replayed or forged code, ...).
         :raises IdpUnavailable: the token endpoint failed or gave no usable answer.
         """
-        return await self._token_request(
-            code=code,
-            redirect_uri=state_data.get("redirect_uri"),
-            code_verifier=state_data.get("code_verifier"),
-        )
+        return await self._token_request({"grant_type": "authorization_code", "code": code,
+                                          "redirect_uri": redirect_uri,
+                                          "code_verifier": code_verifier})  # fmt: skip
 
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
         """RFC 6749 §6.
 
-        :raises OAuthError: the refresh token is no longer good.
+        :raises GrantRefused: the refresh token is no longer good.
         :raises IdpUnavailable: the token endpoint failed or gave no usable answer.
         """
-        return await self._token_request(grant_type="refresh_token", refresh_token=refresh_token)
+        return await self._token_request(
+            {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        )
 
-    async def _token_request(self, **params: Any) -> dict[str, Any]:
-        app = await self.app()
+    async def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
+        _, endpoint = await self.endpoints()
+        login = self.settings.login
+        secret = login.client_secret.get_secret_value()
+        auth: tuple[str, str] | None = None
+        if secret:  # RFC 6749 §2.3.1 client_secret_basic: both form-urlencoded first
+            auth = (quote(login.client_id, safe=""), quote(secret, safe=""))
+        else:  # a public client, authenticated by PKCE alone (RFC 6749 §4.1.3)
+            form = {**form, "client_id": login.client_id}
+        timeout = self.issuer.keys.http_timeout_s
         try:
-            token = await app.fetch_access_token(**params)
-        # authlib raises httpx's errors for 5xx and timeouts, and json's for a body that
-        # is not JSON (RFC 6749 §5.1 requires application/json); the type says which
-        except (httpx.HTTPError, ValueError, TypeError, KeyError) as exc:
+            # httpx's timeouts are per operation: a deadline bounds a trickling answer too
+            async with asyncio.timeout(timeout):
+                status, body = await self._post(endpoint, form, auth)
+        except (httpx.HTTPError, TimeoutError) as exc:
             log.warning("login.token_endpoint.failed kind=%s", type(exc).__name__)
             raise IdpUnavailable("the token endpoint failed") from None
-        if not isinstance(token, dict):
-            raise IdpUnavailable("the token endpoint answered no JSON object")
-        return dict(token)
+        return _token_answer(status, body)
+
+    async def _post(
+        self, url: str, form: dict[str, str], auth: tuple[str, str] | None
+    ) -> tuple[int, bytes]:
+        """(status, body) of the token request; (0, b"") for a body over the bound."""
+        async with self._providers.http.stream(
+            "POST", url, data=form, auth=auth, headers={"Accept": "application/json"},
+            timeout=self.issuer.keys.http_timeout_s, follow_redirects=False,
+        ) as response:  # fmt: skip
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_TOKEN_RESPONSE_BYTES:
+                    return 0, b""
+                chunks.append(chunk)
+            return response.status_code, b"".join(chunks)
 
     async def verify_id_token(self, id_token: object, nonce: str | None) -> dict[str, Any]:
         """OIDC Core §3.1.3.7: signature (the key store), iss, aud, azp, exp, iat, nonce.
@@ -152,3 +179,15 @@ class LoginClient:
             params["id_token_hint"] = id_token_hint
         separator = "&" if "?" in endpoint else "?"
         return f"{endpoint}{separator}{urlencode(params)}"
+
+
+def _token_answer(status: int, body: bytes) -> dict[str, Any]:
+    """RFC 6749 §5.1: 200 and a JSON object with ``access_token``; §5.2: 400 (401 for
+    client authentication) and a JSON object with ``error``; anything else is an outage."""
+    document = parse_json_object(body) if body else None
+    if status == 200 and document is not None and isinstance(document.get("access_token"), str):
+        return document
+    if status in (400, 401) and document is not None and isinstance(document.get("error"), str):
+        raise GrantRefused(document["error"])
+    log.warning("login.token_endpoint.failed status=%d", status)
+    raise IdpUnavailable("the token endpoint gave no usable answer")

@@ -1,11 +1,13 @@
 """Browser sessions: the browser holds a signed, random session id; everything else
-(tokens, login state) stays on the server, in a pluggable store.
+(tokens) stays on the server, in a pluggable store. A started, unfinished sign-in is no
+session: it lives in its own short-lived cookie (``pending.py``).
 
 The cookie is HttpOnly, SameSite=Lax, ``Secure`` whenever the public URL is https or the
-mode is production, and signed (itsdangerous) so junk cookies are refused before any
-store lookup. A new id is issued at login (session fixation), sessions end at
-``login.session_max_age_s`` at the latest, and a session can be ended server-side at any
-time (local logout, back-channel logout), unlike Starlette's cookie sessions.
+mode is production, ``__Host-`` prefixed under https, and signed (itsdangerous) so junk
+cookies are refused before any store lookup. A new id is issued at login (session
+fixation), sessions end at ``login.session_max_age_s`` at the latest, and a session can be
+ended server-side at any time (local logout, back-channel logout), unlike Starlette's
+cookie sessions.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from itsdangerous import BadSignature, Signer
 from ssoio.clock import Clock
 from ssoio.config.model import Settings
 
-__all__ = ["COOKIE_NAME", "MemorySessionStore", "SessionCookies", "SessionStore", "WebSession"]
+__all__ = [
+    "COOKIE_NAME",
+    "CookieRules",
+    "MemorySessionStore",
+    "SessionCookies",
+    "SessionStore",
+    "WebSession",
+    "effective_secret",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +40,12 @@ COOKIE_NAME = "ssoio_session"
 
 @dataclass(slots=True)
 class WebSession:
-    """One browser session. Before login it only carries the login transaction."""
+    """One signed-in browser session (a started login is a ``PendingLogin`` instead)."""
 
     id: str
     created_at: float
     expires_at: float
-    data: dict[str, Any] = field(default_factory=dict)  # authlib's state, the `next` path
+    data: dict[str, Any] = field(default_factory=dict)  # free for extensions
     issuer: str | None = None  # the issuer's configured name, once signed in
     subject: str | None = None
     idp_session: str | None = None  # the IdP's `sid`, for back-channel logout
@@ -69,7 +79,11 @@ class SessionStore(Protocol):
 
 
 class MemorySessionStore:
-    """Sessions of this process; expired ones are dropped on access and by a sweep."""
+    """Sessions of this process; expired ones are dropped on access and by a sweep.
+
+    At most ``max_sessions`` (``login.max_sessions``): when full, the expired go first,
+    then the oldest. Only a completed sign-in at the provider adds a session here.
+    """
 
     def __init__(self, clock: Clock, max_sessions: int = 100_000) -> None:
         self._clock = clock
@@ -113,22 +127,57 @@ class MemorySessionStore:
                 del self._sessions[session.id]
 
 
-class SessionCookies:
-    """Signing, reading and writing the session cookie."""
+def effective_secret(settings: Settings) -> str:
+    """``login.session_secret``, or (development only: production refuses an empty secret)
+    one random secret per process, so that sessions then do not survive a restart, which is
+    the honest consequence of not configuring one."""
+    return settings.login.session_secret.get_secret_value() or _PROCESS_SECRET
 
-    def __init__(self, settings: Settings) -> None:
-        secret = settings.login.session_secret.get_secret_value()
-        if not secret:
-            # Development only (production refuses an empty secret): sessions then do not
-            # survive a restart, which is the honest consequence of not configuring one.
-            log.warning("login.session_secret is empty: using a random per-process secret")
-            secret = secrets.token_urlsafe(32)
-        self._signer = Signer(secret, salt="ssoio-session")
+
+_PROCESS_SECRET = secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class CookieRules:
+    """How ssoio's cookies are written: ``HttpOnly``, ``SameSite=Lax``, ``Path=/``, no
+    ``Domain``; ``Secure`` whenever the public URL is https or the mode is production
+    (``login.cookie_secure`` may force it either way); and, when ``Secure`` on an https
+    public URL, the ``__Host-`` name prefix (RFC 6265bis §4.1.3.2), with which the browser
+    refuses the cookie from anything but this secure origin: no sibling subdomain or
+    plain-http page can plant or overwrite it (session fixation, login CSRF)."""
+
+    secure: bool
+    host_prefix: bool
+
+    @classmethod
+    def of(cls, settings: Settings) -> CookieRules:
         mode = settings.login.cookie_secure
         https = settings.server.public_url.startswith("https://")
-        self.secure = mode == "always" or (
-            mode == "auto" and (https or settings.mode == "production")
-        )
+        secure = mode == "always" or (mode == "auto" and (https or settings.mode == "production"))
+        return cls(secure=secure, host_prefix=secure and https)
+
+    def name(self, base: str) -> str:
+        return f"__Host-{base}" if self.host_prefix else base
+
+    def header(self, name: str, value: str, max_age: int) -> str:
+        parts = [f"{name}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly"]
+        parts.append("SameSite=Lax")  # sent on top-level navigations, not cross-site POSTs
+        if self.secure:
+            parts.append("Secure")
+        return "; ".join(parts)
+
+
+class SessionCookies:
+    """Signing, reading and writing the session cookie (``ssoio_session``, or
+    ``__Host-ssoio_session`` under https: see ``CookieRules``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.login.session_secret.get_secret_value():
+            log.warning("login.session_secret is empty: using a random per-process secret")
+        self._signer = Signer(effective_secret(settings), salt="ssoio-session")
+        self.rules = CookieRules.of(settings)
+        self.secure = self.rules.secure
+        self.name = self.rules.name(COOKIE_NAME)
         self.max_age = int(settings.login.session_max_age_s)
 
     @staticmethod
@@ -150,11 +199,7 @@ class SessionCookies:
     def header(self, session_id: str | None) -> str:
         """A ``Set-Cookie`` value (an expired one when ``session_id`` is None)."""
         value, max_age = (self.sign(session_id), self.max_age) if session_id else ("", 0)
-        parts = [f"{COOKIE_NAME}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly"]
-        parts.append("SameSite=Lax")  # sent on top-level navigations, not cross-site POSTs
-        if self.secure:
-            parts.append("Secure")
-        return "; ".join(parts)
+        return self.rules.header(self.name, value, max_age)
 
 
 class RefreshLocks:

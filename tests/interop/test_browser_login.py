@@ -4,9 +4,11 @@ back-channel logout feature on) and uvicorn on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -34,6 +36,11 @@ def cookie_flags(header: str) -> set[str]:
     return {part.strip().split("=")[0].lower() for part in header.split(";")[1:]}
 
 
+def named(headers: list[str], name: str) -> str:
+    [header] = [h for h in headers if h.startswith(f"{name}=")]
+    return header
+
+
 async def test_sign_in_sets_a_fresh_locked_down_session_cookie(browser: Browser) -> None:
     start = await browser.start_login("/rooms?x=1")
     assert start.status_code == 302
@@ -41,12 +48,17 @@ async def test_sign_in_sets_a_fresh_locked_down_session_cookie(browser: Browser)
     assert query["code_challenge_method"] == ["S256"]
     assert {"state", "nonce", "code_challenge"} <= set(query)
     assert query["redirect_uri"] == [f"{browser.origin}/auth/callback"]
+    # the login transaction lives in its own short cookie, not in a session
+    [pending] = browser.set_cookie_headers(start)
+    assert pending.startswith("ssoio_login=")
+    assert "max-age=600" in pending.lower()
     before = browser.session_cookie
+    assert before is None
     callback = await browser.to_callback("alice", start)
     done = await browser.http.get(callback)
     assert (done.status_code, done.headers["location"]) == (303, "/rooms?x=1")
-    [header] = browser.set_cookie_headers(done)
-    assert header.startswith("ssoio_session=")
+    assert "max-age=0" in named(browser.set_cookie_headers(done), "ssoio_login").lower()
+    header = named(browser.set_cookie_headers(done), "ssoio_session")
     assert cookie_flags(header) >= {"httponly", "samesite", "path", "max-age"}
     assert "samesite=lax" in header.lower()
     assert "secure" not in cookie_flags(header)  # http://127.0.0.1: Secure would drop it
@@ -186,13 +198,11 @@ async def test_nonce_mismatch_is_refused(browser: Browser, setup: LoginSetup) ->
     callback = await browser.to_callback("erin", start)
     login = setup.server.login
     assert login is not None
-    session_id = login.cookies.unsign(browser.session_cookie)
-    assert session_id is not None
-    transaction = await login.store.load(session_id)
-    assert transaction is not None
-    for key, value in transaction.data.items():  # as if the ID token were for another login
-        if key.startswith("_state_"):
-            value["data"]["nonce"] = "not-the-nonce-that-was-sent"
+    pending = login.pending.open(browser.http.cookies.get(login.pending.name))
+    assert pending is not None
+    # as if the ID token were for another login
+    other = dataclasses.replace(pending, nonce="not-the-nonce-that-was-sent")
+    browser.http.cookies.set(login.pending.name, login.pending.seal(other), domain="127.0.0.1")
     page = await browser.http.get(callback)
     assert (page.status_code, "claims_invalid" in page.text) == (400, True)
 
@@ -220,6 +230,15 @@ async def test_hand_off_refreshes_near_expiry_once_for_concurrent_callers() -> N
     # 30 s tokens are always within login.refresh_margin_s (60 s): each hand-off refreshes
     async with login_setup(at_ttl=30) as short:
         browser = Browser(short.url)
+
+        async def slow_provider(request: httpx.Request) -> None:
+            # the token endpoint answers in ~0.3 s (a provider across a network), so that
+            # the five callers surely overlap the one refresh (on loopback it takes ~5 ms,
+            # and a caller arriving after it would rightly refresh a 30 s token again)
+            if request.method == "POST":
+                await asyncio.sleep(0.3)
+
+        short.server.providers.http.event_hooks["request"].append(slow_provider)
         try:
             await browser.sign_in("erin")
             answers = await asyncio.gather(

@@ -521,7 +521,7 @@ async def test_end_session_endpoint_that_is_no_url(
     _, cookie = await signed_in(node, faulty, fault_key, due_in=3000)
     login = node.server.login
     assert login is not None
-    await login.client.app()  # the login client, registered from the discovery document
+    await login.client.endpoints()  # the login client, from the discovery document
     async with httpx.AsyncClient() as http:
         response = await http.post(node.url + "/auth/logout", headers={
             "Cookie": cookie, "Origin": "http://127.0.0.1:8000",

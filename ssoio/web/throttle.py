@@ -1,0 +1,50 @@
+"""Per-address limits on anonymous HTTP routes (``GET /auth/login``).
+
+An address pays for what it asks anonymously (DESIGN.md: addresses for anonymous
+attempts); the bucket is sized so that an office behind one NAT address can still sign
+in at once. IPv6 clients are keyed by their /64: one subscriber usually holds a whole
+/64 (RFC 6177 §2, RFC 7934 §6) and could otherwise take a fresh address per request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from starlette.requests import Request
+
+from ssoio.clock import Clock
+from ssoio.config.server import BucketSettings
+from ssoio.realtime.gateway import Limiter
+from ssoio.realtime.ratelimit import RateLimiter
+
+__all__ = ["AddressLimit", "address_key"]
+
+
+def address_key(host: str | None) -> str:
+    """The rate-limit key of a client address: IPv4 as is (an IPv4-mapped IPv6 address
+    too), IPv6 by its /64 network, anything unparsable as given."""
+    if not host:
+        return "-"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:64]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class AddressLimit:
+    """One token bucket per client address; the cluster may swap in a shared limiter."""
+
+    def __init__(self, bucket: BucketSettings, clock: Clock, max_keys: int) -> None:
+        self.local = RateLimiter(bucket, clock, max_keys)
+        self.limiter: Limiter = self.local
+
+    async def allow(self, request: Request) -> bool:
+        # request.client is the peer, or the forwarded client when the peer is one of
+        # server.trusted_proxies (uvicorn's proxy headers, see serving.py)
+        host = request.client.host if request.client else None
+        return await self.limiter.allow(address_key(host))
