@@ -8,6 +8,7 @@ place where keys are fetched, cached and rotated.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
 from typing import Any
@@ -111,10 +112,12 @@ class LoginClient:
     async def _token_request(self, **params: Any) -> dict[str, Any]:
         app = await self.app()
         try:
-            token = await app.fetch_access_token(**params)
+            # httpx's timeout is per read: a trickled answer is cut by a total deadline
+            async with asyncio.timeout(self.issuer.keys.http_timeout_s):
+                token = await app.fetch_access_token(**params)
         # authlib raises httpx's errors for 5xx and timeouts, and json's for a body that
         # is not JSON (RFC 6749 §5.1 requires application/json); the type says which
-        except (httpx.HTTPError, ValueError, TypeError, KeyError) as exc:
+        except (httpx.HTTPError, ValueError, TypeError, KeyError, TimeoutError) as exc:
             log.warning("login.token_endpoint.failed kind=%s", type(exc).__name__)
             raise IdpUnavailable("the token endpoint failed") from None
         if not isinstance(token, dict):
