@@ -9,13 +9,19 @@ its token. Each row names its source.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
+import socket
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.interop.processes import drain, terminate
 from tests.security.harness import Node, running_node, settings_from
 from tests.support.forge import SigningKey
 from tests.support.raw_client import DISCONNECT, RawSocket
@@ -144,7 +150,8 @@ async def test_only_the_service_clients_may_emit(
         refusals = live.logs.audit("api.refused")
         assert [(r["path"], r["code"]) for r in refusals] == [("/api/v1/emit", "forbidden")]
     else:
-        assert await live.sentinel.wait_event("memo") == {"nonce": nonce}
+        got = await live.sentinel.wait_event("memo", where=lambda data: data == {"nonce": nonce})
+        assert got is not None, "not delivered"
     await live.assert_healthy()
 
 
@@ -194,3 +201,64 @@ async def test_metrics_need_their_bearer_token(
         assert "ssoio_" not in answer.text
         assert answer.json()["error"]["code"] == "token_missing"
     await metrics_node.assert_healthy(also_secret=[METRICS_TOKEN])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+PRODUCTION = """\
+mode = "production"
+[server]
+host = "127.0.0.2"
+port = {port}
+public_url = "https://chat.acme.example"
+[login]
+session_secret = "{secret}"
+[api]
+clients = ["ssoio-backend"]
+[metrics]
+port = {metrics_port}
+host = "127.0.0.1"
+[[issuers]]
+name = "kc"
+issuer = "https://127.0.0.1:1/realms/acme"
+audiences = ["ssoio-api"]
+"""
+
+
+async def test_production_serves_metrics_on_their_own_loopback_port(tmp_path: Path) -> None:
+    """README metrics: production mode without a bearer token is accepted only with metrics
+    on their own port bound to loopback (``ssoio serve``, a real process): they answer
+    there (metrics.host, not the main listener's 127.0.0.2), and not on the main listener."""
+    port, metrics_port = free_port(), free_port()
+    config = tmp_path / "production.toml"
+    config.write_text(PRODUCTION.format(port=port, metrics_port=metrics_port, secret="s" * 40))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ssoio.cli", "serve", "--config", str(config),
+        env={**os.environ, "PYTHONWARNINGS": "error"}, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    log = bytearray()
+    reader = asyncio.create_task(drain(process.stderr, log))
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(100):  # bounded: up to ~10 s for the process to listen
+                try:
+                    scraped = await http.get(f"http://127.0.0.1:{metrics_port}/metrics")
+                    break
+                except httpx.TransportError:
+                    assert process.returncode is None, log.decode()
+                    await asyncio.sleep(0.1)
+            else:
+                pytest.fail(f"the metrics port never answered: {log.decode()[-2000:]}")
+            main = await http.get(f"http://127.0.0.2:{port}/metrics")
+    finally:
+        await terminate(process)
+        await asyncio.wait_for(reader, 5)
+    assert scraped.status_code == 200
+    assert "ssoio_connections" in scraped.text
+    assert main.status_code == 404
+    assert "Traceback" not in log.decode()
