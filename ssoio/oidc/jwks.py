@@ -225,7 +225,8 @@ class KeyStore:
         state = self._states.get(issuer.issuer)
         if state is None or thumbprint not in state.thumbprints:
             return False
-        return self._lookup(issuer, state, None) is not None
+        # what the cache's own expiry (_install: fetched_at + stale_limit_s) says, cheaper
+        return self._clock() - state.fetched_at < issuer.keys.stale_limit_s
 
     def status(self, issuer: IssuerSettings) -> KeyStatus:
         """What is known of ``issuer``'s keys at this moment."""
