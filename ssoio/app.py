@@ -275,10 +275,11 @@ class SsoServer:
 
         Keys are loaded in the background: start-up never waits for a slow provider (or
         for one served by this same process, which only answers once it listens); until
-        they are loaded /readyz says so, and failed loads are retried with a back-off.
+        they are loaded /readyz says so, and failed loads are retried with a back-off
+        without waiting for a client (``IdentityProviders.keep_fresh``).
         """
         self.gateway.start()
-        warming = asyncio.create_task(self.providers.warm(), name="ssoio-warm-keys")
+        warming = asyncio.create_task(self.providers.keep_fresh(), name="ssoio-keys")
         if self.bus is not None:
             await self.bus.start()
         try:

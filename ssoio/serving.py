@@ -165,7 +165,8 @@ async def _serve(settings: Settings, host: str, port: int, config_path: str | No
     servers: list[uvicorn.Server] = [_Server(uvicorn_config(sso, host, port), sso)]
     if settings.metrics.enabled and settings.metrics.port and sso.metrics is not None:
         app = Starlette(routes=[metrics_route(sso.metrics, settings.metrics)])
-        metrics = uvicorn.Config(app, host=host, port=settings.metrics.port, lifespan="off",
+        metrics = uvicorn.Config(app, host=settings.metrics.host or host,
+                                 port=settings.metrics.port, lifespan="off",
                                  access_log=False, log_config=None)  # fmt: skip
         servers.append(uvicorn.Server(metrics))
     if config_path is not None:

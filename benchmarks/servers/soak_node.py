@@ -109,7 +109,7 @@ def stats(sso: SsoServer) -> dict[str, Any]:
     heap = list(gateway.scheduler._heap)
     now = time.time()
     cache = sso.providers.verifier._cache
-    unexpired = sum(1 for v in list(cache.values()) if now <= v.expires_at + v.issuer.leeway_s)
+    unexpired = sum(1 for v, _ in list(cache.values()) if now <= v.expires_at + v.issuer.leeway_s)
     rooms: dict[Any, dict[Any, Any]] = manager.rooms
     store = sso.login.store if sso.login is not None else None
     memory = status_kib()

@@ -90,6 +90,8 @@ class KeyCacheSettings(Section):
     refetch_cooldown_s: float = Field(30, ge=0)
     stale_limit_s: float = Field(21600, gt=0)
     discovery_ttl_s: float = Field(3600, gt=0)
+    # The whole exchange (connect, request, every byte of the answer), not only each read:
+    # a provider trickling its answer byte by byte must not hold connects for minutes.
     http_timeout_s: float = Field(5, gt=0, le=60)
     max_jwks_bytes: int = Field(262144, ge=1024, le=16 * 1024 * 1024)
     max_keys: int = Field(32, ge=1, le=1024)
@@ -132,6 +134,9 @@ class TokenSettings(Section):
 
     max_bytes: int = Field(16384, ge=512, le=1024 * 1024)
     cache_size: int = Field(10000, ge=0, le=10_000_000)
+    # A signed token with exp far in the future (1e20) would never expire; providers issue
+    # access tokens for minutes to hours. Refused when exp - iat or exp - now exceeds it.
+    max_lifetime_s: float = Field(86400, gt=0, le=366 * 86400)
 
 
 class Settings(Section):

@@ -26,6 +26,7 @@ class MetricsSettings(Section):
     enabled: bool = True
     path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9/_-]*$")] = "/metrics"
     port: int = Field(0, ge=0, le=65535)  # 0: on the main listener
+    host: str = ""  # the metrics listener's address ("": the main listener's)
     bearer_token: SecretStr = SecretStr("")
 
 

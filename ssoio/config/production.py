@@ -24,6 +24,8 @@ def production_problems(settings: Settings) -> list[Problem]:
         *_sessions(settings),
         *_insecure_options(settings),
         *_origins(settings),
+        *_api(settings),
+        *_metrics(settings),
     ]
 
 
@@ -67,6 +69,62 @@ def _origins(settings: Settings) -> list[Problem]:
     if "*" in settings.server.allowed_origins:
         return [Problem("server.allowed_origins", "'*' is refused in production")]
     return []
+
+
+def _api(settings: Settings) -> list[Problem]:
+    api = settings.api
+    if not api.enabled:
+        return []
+    problems = []
+    if not api.clients:
+        # api.requires is usually a scope, and providers grant scopes to users as well:
+        # only the token's client (client_id / azp) tells a backend from a person.
+        problems.append(Problem(
+            "api.clients",
+            "must list the service clients allowed to call the server API in production "
+            f"mode (api.requires = {api.requires!r} alone also admits user tokens with it)",
+        ))  # fmt: skip
+    kick_attributes = {
+        name
+        for rule in settings.events.values()
+        if rule.kick is not None
+        for name in rule.kick.same_attributes
+    }
+    missing = sorted(kick_attributes - set(api.disconnect.same_attributes))
+    if missing:
+        problems.append(Problem(
+            "api.disconnect.same_attributes",
+            f"lacks {', '.join(missing)}: kick events are limited by it, so API disconnects "
+            "would reach across what they may not",
+        ))  # fmt: skip
+    return problems
+
+
+def _metrics(settings: Settings) -> list[Problem]:
+    # Metrics name issuers, events and error codes and count users: not for the public.
+    metrics = settings.metrics
+    if not metrics.enabled or metrics.bearer_token.get_secret_value():
+        return []
+    if not metrics.port:
+        where = f"they are served on the main listener at {metrics.path}"
+    elif not _is_loopback(metrics.host):
+        where = f"metrics.host {metrics.host or '(the main listener address)'!s} is not loopback"
+    else:
+        return []
+    return [Problem(
+        "metrics.bearer_token",
+        f"is required in production mode: {where} (or serve them on their own "
+        'metrics.port with metrics.host = "127.0.0.1")',
+    )]  # fmt: skip
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def trusted_proxy_problems(settings: Settings) -> list[Problem]:

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, Field
 
 from ssoio.config.base import Section
 from ssoio.config.operations import TlsSettings
-from ssoio.config.policy import RequirementSpec
+from ssoio.config.policy import KickSettings, RequirementSpec
 
 __all__ = ["ApiSettings", "BucketSettings", "LimitSettings", "RealtimeSettings", "ServerSettings"]
 
@@ -77,3 +77,10 @@ class ApiSettings(Section):
     enabled: bool = True
     requires: RequirementSpec = "scope:ssoio:emit"
     admin_requires: RequirementSpec = "scope:ssoio:admin"
+    # Client ids (the token's client_id, else azp, else cid) whose tokens may call the API:
+    # a scope alone also lets through user tokens that happen to carry it. Empty: any
+    # client (refused in production mode).
+    clients: tuple[Annotated[str, Field(min_length=1, max_length=255)], ...] = ()
+    # POST /api/v1/disconnect: the caller must share each attribute with the target (as
+    # an event's ``kick.same_attributes``); connections that do not are skipped.
+    disconnect: KickSettings = KickSettings()

@@ -20,7 +20,7 @@ from ssoio.errors import (
     TokenNotYetValid,
 )
 
-__all__ = ["ClaimRules", "check_access_token", "check_token_type"]
+__all__ = ["ClaimRules", "authorized_party", "check_access_token", "check_token_type"]
 
 # Members that only ID tokens carry (OIDC Core §2, §3.1.3.6, §3.3.2.11): an ID token
 # presented as an access token is refused even when its audience would match.
@@ -37,9 +37,12 @@ class ClaimRules:
     required: tuple[str, ...]
     authorized_parties: frozenset[str]
     strict_rfc9068: bool
+    max_lifetime_s: float = math.inf
 
     @classmethod
-    def from_settings(cls, settings: IssuerSettings) -> ClaimRules:
+    def from_settings(
+        cls, settings: IssuerSettings, max_lifetime_s: float = math.inf
+    ) -> ClaimRules:
         required = ("sub", "exp", "iat", *settings.required_claims)
         if settings.strict_rfc9068:
             required += ("client_id", "jti")  # RFC 9068 §2.2
@@ -50,6 +53,7 @@ class ClaimRules:
             required=tuple(dict.fromkeys(required)),
             authorized_parties=frozenset(settings.authorized_parties),
             strict_rfc9068=settings.strict_rfc9068,
+            max_lifetime_s=max_lifetime_s,
         )
 
 
@@ -83,6 +87,7 @@ def check_access_token(claims: Mapping[str, Any], rules: ClaimRules, now: float)
     _check_subject(claims)
     _check_not_an_id_token(claims)
     expires_at = _check_times(claims, rules.leeway_s, now)
+    _check_lifetime(claims, expires_at, rules, now)
     _check_audience(claims, rules.audiences)
     _check_authorized_party(claims, rules.authorized_parties)
     return expires_at
@@ -116,6 +121,34 @@ def _check_times(claims: Mapping[str, Any], leeway: float, now: float) -> float:
     return exp if exp is not None else math.inf
 
 
+def _check_lifetime(
+    claims: Mapping[str, Any], expires_at: float, rules: ClaimRules, now: float
+) -> None:
+    # RFC 7519 §4.1.4 sets no upper bound on exp, but a token valid for years (or for
+    # exp = 1e20) is a bearer credential that never dies: refuse lifetimes above the
+    # configured maximum, measured from iat and, as iat may be absent or old, from now.
+    limit = rules.max_lifetime_s
+    if math.isinf(limit) or math.isinf(expires_at):
+        return
+    iat = _numeric_date(claims, "iat")
+    if iat is not None and expires_at - iat > limit:
+        raise ClaimsInvalid(
+            f"the token's lifetime (exp - iat) is {_seconds(expires_at - iat)}, above "
+            f"tokens.max_lifetime_s = {_seconds(limit)}",
+            claim="exp",
+        )
+    if expires_at - now > limit + rules.leeway_s:
+        raise ClaimsInvalid(
+            f"the token expires in {_seconds(expires_at - now)}, above "
+            f"tokens.max_lifetime_s = {_seconds(limit)}",
+            claim="exp",
+        )
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if value < 1e15 else f"{value:.3g} s"
+
+
 def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
@@ -135,10 +168,18 @@ def _check_audience(claims: Mapping[str, Any], audiences: frozenset[str]) -> Non
         raise AudienceMismatch(claim="aud")
 
 
+def authorized_party(claims: Mapping[str, Any]) -> str | None:
+    """The client a token was issued to, or ``None`` when it names none (or not as a string).
+
+    RFC 9068 §2.2 names it ``client_id``; Keycloak and OIDC use ``azp``, Okta ``cid``.
+    """
+    party = next((claims[k] for k in ("client_id", "azp", "cid") if k in claims), None)
+    return party if isinstance(party, str) else None
+
+
 def _check_authorized_party(claims: Mapping[str, Any], parties: frozenset[str]) -> None:
     if not parties:
         return
-    # RFC 9068 §2.2 names the client "client_id"; Keycloak and OIDC use "azp", Okta "cid".
-    party = next((claims[k] for k in ("client_id", "azp", "cid") if k in claims), None)
-    if not isinstance(party, str) or party not in parties:
+    party = authorized_party(claims)
+    if party is None or party not in parties:
         raise ClaimsInvalid("the token was issued to a client that is not allowed", claim="azp")

@@ -105,16 +105,18 @@ class Discovery:
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
 
-    async def get(self, issuer: IssuerSettings) -> ProviderMetadata:
+    async def get(self, issuer: IssuerSettings, *, force: bool = False) -> ProviderMetadata:
         """The issuer's metadata, fetching it when missing or out of date.
 
+        :param force: fetch even within the retry back-off (the background key refresher,
+            which keeps its own back-off, uses it); a fresh document is still reused.
         :raises IdpUnavailable: when there is no usable document.
         """
         entry = self._entries.setdefault(issuer.issuer, _Entry())
         now = self._clock()
         if entry.metadata and now - entry.fetched_at < issuer.keys.discovery_ttl_s:
             return entry.metadata
-        wait = retry_delay(issuer.keys.refetch_cooldown_s, entry.failing)
+        wait = 0.0 if force else retry_delay(issuer.keys.refetch_cooldown_s, entry.failing)
         if entry.inflight is None and now - entry.attempted_at >= wait:
             entry.attempted_at = now
             entry.inflight = asyncio.create_task(self._fetch(issuer, entry))

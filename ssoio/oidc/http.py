@@ -4,10 +4,16 @@ Provider documents are untrusted input: the body is read as a stream and abandon
 past a size limit, redirects are not followed (the URLs come from configuration or
 from a discovery document whose issuer was checked), and every failure becomes
 ``IdpUnavailable`` with the cause logged, never shown to clients.
+
+The timeout is a deadline for the whole exchange. httpx's own timeouts apply to each
+connect, write and read separately, so a provider (or anything between it and ssoio)
+sending one byte per second would keep a fetch, and every connect waiting on it, going
+for as long as the body lasts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -31,18 +37,23 @@ async def fetch_json(
     data: dict[str, str] | None = None,
     auth: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """GET (or POST a form to) ``url`` and return its JSON object body.
+    """GET (or POST a form to) ``url`` and return its JSON object body, all of it within
+    ``timeout_s``.
 
     :raises IdpUnavailable: on network errors, non-200 answers, bodies over
-        ``max_bytes`` and anything that is not a JSON object.
+        ``max_bytes``, answers not complete within ``timeout_s`` and anything that is
+        not a JSON object.
     """
     try:
-        async with client.stream(
-            method, url, data=data, auth=auth, timeout=timeout_s, follow_redirects=False
-        ) as response:
-            if response.status_code != 200:
-                raise _unavailable(url, f"HTTP {response.status_code}")
-            body = await _read_bounded(response, max_bytes, url)
+        async with asyncio.timeout(timeout_s):
+            async with client.stream(
+                method, url, data=data, auth=auth, timeout=timeout_s, follow_redirects=False
+            ) as response:
+                if response.status_code != 200:
+                    raise _unavailable(url, f"HTTP {response.status_code}")
+                body = await _read_bounded(response, max_bytes, url)
+    except TimeoutError as exc:
+        raise _unavailable(url, f"no complete answer within {timeout_s:g} s") from exc
     except httpx.HTTPError as exc:
         raise _unavailable(url, type(exc).__name__) from exc
     document = parse_json_object(body)

@@ -11,6 +11,7 @@ introspection calls.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from types import MappingProxyType
 from typing import Any
@@ -40,14 +41,20 @@ def looks_opaque(token: str) -> bool:
 class Introspector:
     """Asks one issuer's introspection endpoint about opaque tokens."""
 
-    def __init__(self, http: httpx.AsyncClient, issuer: IssuerSettings, clock: Clock) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        issuer: IssuerSettings,
+        clock: Clock,
+        max_lifetime_s: float = math.inf,
+    ) -> None:
         assert issuer.introspection is not None
         self._http = http
         self._issuer = issuer
         self._settings: IntrospectionSettings = issuer.introspection
         self._clock = clock
         # RFC 7662 §2.2: iat is optional in an introspection answer.
-        rules = ClaimRules.from_settings(issuer)
+        rules = ClaimRules.from_settings(issuer, max_lifetime_s)
         required = tuple(c for c in rules.required if c not in ("iat", "client_id", "jti"))
         self._rules = dataclasses.replace(rules, required=required, strict_rfc9068=False)
         self._cache: TLRUCache[bytes, tuple[float, VerifiedToken | AuthenticationError]] = (

@@ -10,6 +10,11 @@ same ``kid`` (keying by ``kid`` alone caused a real CVE in a peer server).
   ``keys.refetch_cooldown_s``, so a flood of tokens with random kids costs the provider at
   most one request per cool-down.
 * Provider down: keys from the last good fetch keep serving for ``keys.stale_limit_s``.
+* Withdrawal: a key absent from a successful refetch stops verifying at once, and
+  ``publishes`` tells the verified-token cache so (by RFC 7638 thumbprint), so a token
+  verified before the rotation is not accepted from the cache afterwards.
+* In the background (``fetch_now``, driven by ``IdentityProviders.keep_fresh``) keys are
+  loaded without waiting for a client, retried with a back-off while the provider is down.
 * Bounded input: the JWKS body size and the number of keys are capped; keys that cannot
   be parsed, are not for signatures, or have an unknown ``kty`` are skipped
   (RFC 7517 §5: "ignore JWKs ... that it does not understand").
@@ -92,8 +97,9 @@ class _IssuerState:
     jwks_url: str | None
     fetched_at: float = float("-inf")
     attempted_at: float = float("-inf")
-    inflight: asyncio.Task[None] | None = None
+    inflight: asyncio.Task[bool] | None = None
     kids: tuple[str, ...] = ()
+    thumbprints: frozenset[str] = frozenset()  # RFC 7638, of every key now published
     fetches: int = 0
     failures: int = 0
     failing: int = 0  # consecutive failed fetches, for the retry back-off
@@ -204,6 +210,24 @@ class KeyStore:
         """Fetch ``issuer``'s keys now (start-up warm-up), within the cool-down."""
         await self._refetch(issuer, self._state(issuer))
 
+    async def fetch_now(self, issuer: IssuerSettings) -> bool:
+        """Fetch ``issuer``'s keys now, whatever the cool-down (the background refresher
+        keeps its own back-off); joins a fetch already under way. True when it succeeded."""
+        state = self._state(issuer)
+        if state.inflight is None:
+            state.attempted_at = self._clock()
+            state.inflight = asyncio.create_task(self._fetch(issuer, state, force=True))
+        return await asyncio.shield(state.inflight)
+
+    def publishes(self, issuer: IssuerSettings, thumbprint: str) -> bool:
+        """Whether the key with this RFC 7638 thumbprint is still one of ``issuer``'s
+        (published at the last successful fetch, and that fetch within the stale limit)."""
+        state = self._states.get(issuer.issuer)
+        if state is None or thumbprint not in state.thumbprints:
+            return False
+        # what the cache's own expiry (_install: fetched_at + stale_limit_s) says, cheaper
+        return self._clock() - state.fetched_at < issuer.keys.stale_limit_s
+
     def status(self, issuer: IssuerSettings) -> KeyStatus:
         """What is known of ``issuer``'s keys at this moment."""
         state = self._state(issuer)
@@ -239,7 +263,7 @@ class KeyStore:
 
     def _start_fetch(
         self, issuer: IssuerSettings, state: _IssuerState
-    ) -> asyncio.Task[None] | None:
+    ) -> asyncio.Task[bool] | None:
         if state.inflight is None:
             now = self._clock()
             if now - state.attempted_at < retry_delay(
@@ -250,10 +274,12 @@ class KeyStore:
             state.inflight = asyncio.create_task(self._fetch(issuer, state))
         return state.inflight
 
-    async def _fetch(self, issuer: IssuerSettings, state: _IssuerState) -> None:
+    async def _fetch(
+        self, issuer: IssuerSettings, state: _IssuerState, *, force: bool = False
+    ) -> bool:
         state.fetches += 1
         try:
-            url = issuer.jwks_uri or (await self._discovery.get(issuer)).jwks_uri
+            url = issuer.jwks_uri or (await self._discovery.get(issuer, force=force)).jwks_uri
             document = await fetch_json(
                 self._http, url, max_bytes=issuer.keys.max_jwks_bytes,
                 timeout_s=issuer.keys.http_timeout_s,
@@ -263,12 +289,13 @@ class KeyStore:
             state.failures += 1
             state.failing += 1
             self._observe("key.fetch", issuer=issuer.name, result="failed", reason=exc.message)
-            return
+            return False
         finally:
             state.inflight = None
         state.failing = 0
         self._observe("key.fetch", issuer=issuer.name, result="ok", keys=len(key_set.by_kid) - 1)
         self._install(issuer, state, url, key_set)
+        return True
 
     def _install(
         self, issuer: IssuerSettings, state: _IssuerState, url: str, key_set: KeySet
@@ -288,6 +315,7 @@ class KeyStore:
             self._observe("key.rotated", issuer=issuer.name, added=added, removed=removed)
         state.jwks_url, state.fetched_at = url, now
         state.kids = kids
+        state.thumbprints = frozenset(key.thumbprint() for key in key_set.by_kid[None])
 
 
 def _select(candidates: Iterable[Key], kid: str | None, alg: str, asymmetric: bool) -> Key:

@@ -15,8 +15,9 @@ from ssoio.oidc.jwks import KeyStore
 __all__ = ["check_signature", "verify_with"]
 
 
-async def check_signature(keys: KeyStore, issuer: IssuerSettings, jws: CompactJWS) -> None:
-    """The signature must verify with ``issuer``'s key for the token's kid and alg.
+async def check_signature(keys: KeyStore, issuer: IssuerSettings, jws: CompactJWS) -> Key:
+    """The signature must verify with ``issuer``'s key for the token's kid and alg; that
+    key is returned.
 
     :raises AlgorithmNotAllowed | KeyUnknown | IdpUnavailable | SignatureInvalid:
     """
@@ -26,6 +27,7 @@ async def check_signature(keys: KeyStore, issuer: IssuerSettings, jws: CompactJW
     if key is None:
         key = await keys.key_for(issuer, jws.kid, jws.alg)
     verify_with(jws, key)
+    return key
 
 
 def verify_with(jws: CompactJWS, key: Key) -> None:

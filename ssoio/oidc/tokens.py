@@ -13,7 +13,11 @@ Order of checks (each refusal raises the error with its stable code):
 5. the claims (``claims.check_access_token``).
 
 Verified tokens are cached by their SHA-256, so a reconnecting client does not pay for a
-second signature check; every hit checks ``exp`` again, so a cached token expires on time.
+second signature check; every hit checks ``exp`` again, so a cached token expires on time,
+and checks that the key which verified it is still published (by its RFC 7638 thumbprint),
+so a key withdrawn by the provider stops admitting the tokens it signed at the next fetch
+of the key set (connections already open keep running until their token expires or is
+refreshed, as they would after any other change at the provider).
 """
 
 from __future__ import annotations
@@ -70,12 +74,17 @@ class TokenVerifier:
         self._clock = clock
         self._introspector = introspector
         self._issuers = {
-            i.issuer: _Issuer(i, ClaimRules.from_settings(i), frozenset(i.algorithms))
+            i.issuer: _Issuer(
+                i,
+                ClaimRules.from_settings(i, settings.tokens.max_lifetime_s),
+                frozenset(i.algorithms),
+            )
             for i in settings.issuers
         }
         # An LRU bound plus an expiry check on every hit: a TLRU's heap costs more than
         # the check, and a cached token must stop verifying the moment it expires.
-        self._cache: LRUCache[bytes, VerifiedToken] = LRUCache(
+        # value: the verified token and the thumbprint of the key that verified it
+        self._cache: LRUCache[bytes, tuple[VerifiedToken, str]] = LRUCache(
             maxsize=max(settings.tokens.cache_size, 1)
         )
         self._cache_enabled = settings.tokens.cache_size > 0
@@ -95,27 +104,33 @@ class TokenVerifier:
         cached = self._cache.get(key)
         self.cache_lookups += 1
         if cached is not None:
-            if self._clock() <= cached.expires_at + cached.issuer.leeway_s:
+            verified, thumbprint = cached
+            if self._clock() <= verified.expires_at + verified.issuer.leeway_s and (
+                self._keys.publishes(verified.issuer, thumbprint)
+            ):
                 self.cache_hits += 1
-                return cached
-            del self._cache[key]  # then refused below, as token_expired
+                return verified
+            # expired, or its key withdrawn: verified again below, and refused as
+            # token_expired, key_unknown or signature_invalid
+            del self._cache[key]
         if self._introspector is not None and looks_opaque(token):
             # The introspector caches by its own, shorter rules (introspection.cache_max_s).
             return await self._introspector.introspect(token, key)
-        verified = await self._verify_jwt(token, key)
+        verified, thumbprint = await self._verify_jwt(token, key)
         if self._cache_enabled:
-            self._cache[key] = verified
+            self._cache[key] = (verified, thumbprint)
         return verified
 
-    async def _verify_jwt(self, token: str, key: bytes) -> VerifiedToken:
+    async def _verify_jwt(self, token: str, key: bytes) -> tuple[VerifiedToken, str]:
         jws = parse_compact(token, self._max_bytes)
         issuer = self._issuer_of(jws.claims)
         if jws.alg not in issuer.algorithms:
             raise AlgorithmNotAllowed()
         check_token_type(jws.header, issuer.rules)
-        await check_signature(self._keys, issuer.settings, jws)
+        signer = await check_signature(self._keys, issuer.settings, jws)
         expires_at = check_access_token(jws.claims, issuer.rules, self._clock())
-        return VerifiedToken(issuer.settings, MappingProxyType(jws.claims), expires_at, key)
+        verified = VerifiedToken(issuer.settings, MappingProxyType(jws.claims), expires_at, key)
+        return verified, signer.thumbprint()
 
     def _issuer_of(self, claims: Mapping[str, Any]) -> _Issuer:
         iss = claims.get("iss")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["Principal", "encode_segment"]
+__all__ = ["Principal", "encode_segment", "shares_values"]
 
 _EMPTY: Mapping[str, tuple[str, ...]] = MappingProxyType({})
 
@@ -47,6 +47,12 @@ class Principal:
         if name == "roles":
             return tuple(sorted(self.roles))
         return ()
+
+
+def shares_values(actor: Principal, target: Principal, names: tuple[str, ...]) -> bool:
+    """Whether ``actor`` and ``target`` have a value in common for each of ``names`` (the
+    ``same_attributes`` rule of kicks); a principal without a value shares nothing."""
+    return all(set(actor.values(name)) & set(target.values(name)) for name in names)
 
 
 def encode_segment(value: str) -> str:

@@ -37,7 +37,12 @@ from ssoio.oidc.providers import IdentityProviders
 from ssoio.policy.engine import AuthorizedEvent, Policy
 from ssoio.policy.events import CompiledEvent, delivered_payload
 from ssoio.policy.patterns import room_name_problem
-from ssoio.policy.principal import Principal, principal_from_dict, principal_to_dict
+from ssoio.policy.principal import (
+    Principal,
+    principal_from_dict,
+    principal_to_dict,
+    shares_values,
+)
 from ssoio.policy.visibility import FieldVisibility
 from ssoio.realtime.connections import Connection, Connections
 from ssoio.realtime.credentials import Credential, find_credential
@@ -546,16 +551,32 @@ class Gateway:
         await self.transport.disconnect(connection.sid, connection.namespace)
 
     async def disconnect_user(
-        self, sub: str, code: str = "kicked", issuer: str | None = None
+        self,
+        sub: str,
+        code: str = "kicked",
+        issuer: str | None = None,
+        *,
+        actor: Principal | None = None,
+        same_attributes: tuple[str, ...] = (),
     ) -> int:
         """Disconnect every connection of ``sub`` (of ``issuer``, or of any issuer), on
-        every node."""
-        targets = [
-            c for c in self.connections
-            if c.principal.subject == sub and issuer in (None, c.principal.issuer)
-        ]  # fmt: skip
-        body = {"what": "user", "sub": sub, "issuer": issuer, "code": code}
+        every node; with ``actor``, only those sharing each of ``same_attributes`` with it
+        (the others are skipped silently, as kicks do)."""
+        body: dict[str, Any] = {"what": "user", "sub": sub, "issuer": issuer, "code": code}
+        if actor is not None:
+            body.update(actor=principal_to_dict(actor), same_attributes=list(same_attributes))
+        targets = self._users_here(body)
         return await self._revoke_all(targets, code) + await self._count_elsewhere("revoke", body)
+
+    def _users_here(self, body: dict[str, Any]) -> list[Connection]:
+        issuer, sub = body.get("issuer"), body.get("sub")
+        targets = [c for c in self.connections if c.principal.subject == sub
+                   and issuer in (None, c.principal.issuer)]  # fmt: skip
+        if body.get("actor") is None:
+            return targets
+        actor = principal_from_dict(body["actor"])
+        names = tuple(str(name) for name in body.get("same_attributes", []))
+        return [c for c in targets if shares_values(actor, c.principal, names)]
 
     async def disconnect_web_session(self, web_session: str, code: str) -> int:
         """Disconnect every connection opened with the ssoio browser session's cookie."""
@@ -573,9 +594,7 @@ class Gateway:
         """The local part of a disconnect another node asked for (the cluster bus)."""
         code, what = str(body.get("code", "kicked")), body.get("what")
         if what == "user":
-            issuer = body.get("issuer")
-            targets = [c for c in self.connections if c.principal.subject == body.get("sub")
-                       and issuer in (None, c.principal.issuer)]  # fmt: skip
+            targets = self._users_here(body)
         elif what == "web_session":
             targets = [c for c in self.connections if c.web_session == body.get("id")]
         elif what == "idp_session":

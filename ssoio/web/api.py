@@ -2,9 +2,14 @@
 
 ``POST /api/v1/emit {room, event, data}`` delivers an event to a room (field visibility
 applies as for relayed events); ``POST /api/v1/disconnect {sub[, issuer]}`` disconnects a
-user's sockets with ``auth:revoked {code: "kicked"}``. Callers authenticate with a bearer
-access token from a trusted issuer that meets ``api.requires`` (the example: a
-client-credentials token with scope ``ssoio:emit``).
+user's sockets with ``auth:revoked {code: "kicked"}``, only those whose principal shares
+each of ``api.disconnect.same_attributes`` with the caller (the rule of an event's
+``kick``; others are skipped without saying so, so the answer never tells whether someone
+outside the caller's tenant is online). Callers authenticate with a bearer access token
+from a trusted issuer that meets ``api.requires`` and, when ``api.clients`` is set, was
+issued to one of those clients (the example: a client-credentials token of
+``ssoio-backend`` with scope ``ssoio:emit``; a user token that happens to carry the scope
+is refused).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from ssoio.errors import (
     SsoioError,
     TokenMalformed,
 )
+from ssoio.oidc.claims import authorized_party
 from ssoio.policy.patterns import room_name_problem
 from ssoio.policy.principal import Principal
 from ssoio.policy.requirements import Requirement, parse
@@ -40,8 +46,11 @@ _RESERVED_PREFIXES = ("auth:", "room:", "presence:")
 
 def api_routes(gateway: Gateway, reload: Callable[[], Awaitable[dict[str, Any]]]) -> list[Route]:
     """The ``/api/v1`` routes, bound to ``gateway``; ``reload`` reloads the config file."""
-    requirement = parse(gateway.settings.api.requires)
-    admin = parse(gateway.settings.api.admin_requires)
+    settings = gateway.settings.api
+    requirement = parse(settings.requires)
+    admin = parse(settings.admin_requires)
+    clients = frozenset(settings.clients)
+    same_attributes = settings.disconnect.same_attributes
     max_body = 4 * gateway.settings.realtime.max_payload_bytes
 
     async def caller(request: Request, needed: Requirement = requirement) -> Principal:
@@ -49,7 +58,11 @@ def api_routes(gateway: Gateway, reload: Callable[[], Awaitable[dict[str, Any]]]
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise TokenMalformed("send Authorization: Bearer <access token>")
-        principal = gateway.policy.principal(await gateway.providers.verifier.verify(token.strip()))
+        verified = await gateway.providers.verifier.verify(token.strip())
+        if clients and authorized_party(verified.claims) not in clients:
+            # a scope can be granted to users too; the client says who is calling
+            raise Forbidden("this API accepts only tokens issued to its service clients")
+        principal = gateway.policy.principal(verified)
         if not needed(principal):
             raise Forbidden(f"this API requires {needed.describe()}")
         return principal
@@ -87,7 +100,9 @@ def api_routes(gateway: Gateway, reload: Callable[[], Awaitable[dict[str, Any]]]
             sub, issuer = document.get("sub"), document.get("issuer")
             if not isinstance(sub, str) or not sub or not isinstance(issuer, str | None):
                 raise InvalidPayload("the body is {sub[, issuer]}")
-            count = await gateway.disconnect_user(sub, "kicked", issuer)
+            count = await gateway.disconnect_user(
+                sub, "kicked", issuer, actor=principal, same_attributes=same_attributes
+            )
         except SsoioError as error:
             gateway.observe("api.refused", path="/api/v1/disconnect", code=error.code)
             return error_response(error)

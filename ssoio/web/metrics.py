@@ -1,4 +1,5 @@
-"""``GET /metrics`` (Prometheus text format), optionally behind a static bearer token."""
+"""``GET /metrics`` (Prometheus text format), optionally behind a static bearer token
+(required in production mode unless metrics have their own loopback listener)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ def metrics_route(metrics: Metrics, settings: MetricsSettings) -> Route:
 
     async def scrape(request: Request) -> Response:
         if expected:
-            sent = request.headers.get("authorization", "").removeprefix("Bearer ")
-            if not hmac.compare_digest(sent.encode(), expected.encode()):
+            # RFC 6750 §2.1: "Bearer" (any case), one space, the token
+            scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                sent.encode(), expected.encode()
+            ):
                 return error_response(TokenMissing("the metrics endpoint needs its bearer token"))
         return Response(metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 

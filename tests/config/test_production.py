@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ssoio.config.loading import validate_raw
 from ssoio.errors import ConfigError
+from tests.support.cli import run_cli
 
 SECRET = "k" * 40
 
@@ -17,6 +19,8 @@ def production(**changes: Any) -> dict[str, Any]:
         "mode": "production",
         "server": {"public_url": "https://chat.acme.example"},
         "login": {"session_secret": SECRET},
+        "api": {"clients": ["ssoio-backend"]},
+        "metrics": {"bearer_token": SECRET},
         "issuers": [{"name": "kc", "issuer": "https://kc.acme.example/realms/acme",
                      "audiences": ["ssoio-api"]}],
     }  # fmt: skip
@@ -59,10 +63,44 @@ def test_a_sound_production_config_loads() -> None:
          "server.insecure_allow_query_token: is refused in production"),
         ({"server": {"public_url": "https://c.example", "allowed_origins": ["*"]}},
          "server.allowed_origins: '*' is refused in production"),
+        ({"api": {"clients": []}},
+         "api.clients: must list the service clients allowed to call the server API in "
+         "production mode (api.requires = 'scope:ssoio:emit' alone also admits user tokens"),
+        ({"events": {"admin:kick": {"requires": "role:admin", "fields": {"sub": "string"},
+                                    "kick": {"same_attributes": ["tenant"]}}}},
+         "api.disconnect.same_attributes: lacks tenant: kick events are limited by it"),
+        ({"metrics": {"bearer_token": ""}},
+         "metrics.bearer_token: is required in production mode: they are served on the main "
+         "listener at /metrics"),
+        ({"metrics": {"bearer_token": "", "port": 9100}},
+         "metrics.bearer_token: is required in production mode: metrics.host (the main "
+         "listener address) is not loopback"),
+        ({"metrics": {"bearer_token": "", "port": 9100, "host": "0.0.0.0"}},  # noqa: S104
+         "metrics.bearer_token: is required in production mode: metrics.host 0.0.0.0 is not "
+         "loopback"),
     ],
 )  # fmt: skip
 def test_each_refusal_names_its_key(changes: dict[str, Any], expected: str) -> None:
-    assert expected in problems(production(**changes))
+    found = problems(production(**changes))
+    assert any(p.startswith(expected) for p in found), found
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"metrics": {"bearer_token": "", "port": 9100, "host": "127.0.0.1"}},
+        {"metrics": {"bearer_token": "", "port": 9100, "host": "::1"}},
+        {"metrics": {"bearer_token": "", "enabled": False}},
+        {"api": {"clients": [], "enabled": False}},
+        {"events": {"admin:kick": {"requires": "role:admin", "fields": {"sub": "string"},
+                                   "kick": {"same_attributes": ["tenant"]}}},
+         "api": {"clients": ["b"], "disconnect": {"same_attributes": ["tenant", "org"]}}},
+    ],
+    ids=["metrics port on 127.0.0.1", "metrics port on ::1", "metrics off", "api off",
+         "api disconnect as narrow as kicks"],
+)  # fmt: skip
+def test_production_accepts(changes: dict[str, Any]) -> None:
+    assert validate_raw(production(**changes), {}).mode == "production"
 
 
 def test_development_allows_what_production_refuses() -> None:
@@ -94,3 +132,49 @@ def test_all_refusals_at_once() -> None:
 def test_operations_problems(changes: dict[str, Any], expected: str) -> None:
     raw = production(mode="development", **changes)
     assert any(p.startswith(expected) for p in problems(raw))
+
+
+PRODUCTION_TOML = """\
+mode = "production"
+[server]
+public_url = "https://chat.acme.example"
+[login]
+session_secret = "{secret}"
+[api]
+requires = "scope:ssoio:emit"
+{api}
+[metrics]
+{metrics}
+[[issuers]]
+name = "kc"
+issuer = "https://kc.acme.example/realms/acme"
+audiences = ["ssoio-api"]
+"""
+
+
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+async def test_the_command_line_refuses_an_open_api_and_open_metrics(
+    tmp_path: Path, command: str
+) -> None:
+    """``ssoio check-config`` reports, and ``ssoio serve`` refuses to start with, a server
+    API restricted by scope only and /metrics without a token on the main listener."""
+    config = tmp_path / "production.toml"
+    config.write_text(PRODUCTION_TOML.format(secret=SECRET, api="", metrics=""))
+    args = ["check-config", str(config)] if command == "check-config" else [
+        "serve", "--config", str(config)]  # fmt: skip
+    result = await run_cli(*args, timeout_s=30)
+    assert (result.status, result.stdout) == (2, ""), result
+    assert result.stderr.splitlines() == [
+        "api.clients: must list the service clients allowed to call the server API in "
+        "production mode (api.requires = 'scope:ssoio:emit' alone also admits user tokens "
+        "with it)",
+        "metrics.bearer_token: is required in production mode: they are served on the main "
+        "listener at /metrics (or serve them on their own metrics.port with metrics.host = "
+        '"127.0.0.1")',
+    ]
+    if command == "check-config":
+        config.write_text(PRODUCTION_TOML.format(
+            secret=SECRET, api='clients = ["ssoio-backend"]',
+            metrics='port = 9100\nhost = "127.0.0.1"'))  # fmt: skip
+        result = await run_cli(*args, timeout_s=30)
+        assert (result.status, result.stdout) == (0, "ok\n"), result

@@ -68,6 +68,12 @@ const RESOURCE_SCOPES = {
   'ssoio-backend-noscope': '',
 };
 
+// Claims of client-credentials tokens: the backend of tenant acme (ssoio's API disconnects
+// reach only connections of the caller's tenant, api.disconnect.same_attributes).
+const SERVICE_CLAIMS = {
+  'ssoio-backend': { tenant: 'acme' },
+};
+
 // ---------------------------------------------------------------------------------------------
 // Reference users (the scenario every ssoio test speaks about)
 // ---------------------------------------------------------------------------------------------
@@ -360,9 +366,11 @@ function buildProvider(issuer) {
         },
       },
     },
-    // Keycloak-style claims inside the access token (user tokens only; a client-credentials
-    // token has no account). Standard claims set by the library win over these on collision.
+    // Keycloak-style claims inside the access token (a client-credentials token has no
+    // account: it gets its client's SERVICE_CLAIMS). Standard claims set by the library win
+    // over these on collision.
     async extraTokenClaims(ctx, token) {
+      if (token.kind === 'ClientCredentials') return SERVICE_CLAIMS[token.clientId];
       if (token.kind !== 'AccessToken' || !token.accountId) return undefined;
       if (!Object.hasOwn(USERS, token.accountId)) return undefined;
       const { sub: _sub, email_verified: _ev, ...claims } = claimsOf(token.accountId);

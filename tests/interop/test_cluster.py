@@ -122,16 +122,24 @@ async def test_kick_and_api_disconnect_cross_nodes(cluster: Cluster, clients: li
     alice = await connect(cluster, clients, "a", "alice")
     erin = await connect(cluster, clients, "b", "erin")
     carol = await connect(cluster, clients, "c", "carol")
+    bob = await connect(cluster, clients, "c", "bob")
     assert await alice.call("admin:kick", {"sub": "carol"}) == {"ok": True, "kicked": 0}
     assert await alice.call("admin:kick", {"sub": "erin"}) == {"ok": True, "kicked": 1}
     assert await erin.wait_for("auth:revoked") == [{"code": "kicked"}]
     assert carol.sio.connected
-    token = await cluster.idp.client_credentials_token()
+    token = await cluster.idp.client_credentials_token()  # the backend of tenant acme
     async with httpx.AsyncClient() as http:
-        answer = await http.post(f"{cluster['a'].url}/api/v1/disconnect", json={"sub": "carol"},
-                                 headers={"Authorization": f"Bearer {token}"})  # fmt: skip
-    assert answer.json() == {"ok": True, "disconnected": 1}
-    assert await carol.wait_for("auth:revoked") == [{"code": "kicked"}]
+        headers = {"Authorization": f"Bearer {token}"}
+        globex = await http.post(f"{cluster['a'].url}/api/v1/disconnect", json={"sub": "carol"},
+                                 headers=headers)  # fmt: skip
+        acme = await http.post(f"{cluster['a'].url}/api/v1/disconnect", json={"sub": "bob"},
+                               headers=headers)  # fmt: skip
+    # api.disconnect.same_attributes = ["tenant"], applied on every node
+    assert globex.json() == {"ok": True, "disconnected": 0}
+    assert acme.json() == {"ok": True, "disconnected": 1}
+    assert await bob.wait_for("auth:revoked") == [{"code": "kicked"}]
+    assert carol.sio.connected
+    assert carol.got("auth:revoked") == []
 
 
 async def test_backchannel_logout_on_a_disconnects_the_socket_on_b(

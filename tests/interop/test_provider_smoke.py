@@ -136,6 +136,7 @@ async def test_client_credentials_scope(node_idp: NodeProvider) -> None:
     assert claims["client_id"] == "ssoio-backend"
     assert "ssoio:emit" in scopes_of(claims)
     assert "realm_access" not in claims
+    assert claims["tenant"] == "acme"  # the backend of tenant acme
 
     noscope = await node_idp.client_credentials_token(
         "ssoio-backend-noscope", "ssoio-backend-noscope-secret"

@@ -304,7 +304,7 @@ class Node:
     async def start_sentinel(self) -> None:
         """Connect the client that must keep working whatever the test throws at the node."""
         socket = await RawSocket.open_session(self.url)
-        token = self.token("bob", exp=int(self.clock()) + 30 * 86400)
+        token = self.token("bob", exp=int(self.clock()) + 86400)  # tokens.max_lifetime_s
         answer = await socket.connect({"token": token})
         assert answer is not None
         assert answer.type == CONNECT, answer.raw
@@ -455,6 +455,7 @@ async def running_node(
     client = http or idp.client()
     try:
         server = SsoServer(settings or settings_from(), clock=clock, http=client)
+        server.providers.sleep = clock.sleep  # key refreshes happen when the test moves time
         if configure is not None:
             configure(server)
         recorder = StatusRecorder(server.asgi_app)

@@ -445,7 +445,8 @@ Api = tuple[str, str, Any, str, int, str]  # source, path, body, who, status, co
 
 def _api_token(live: Node, who: str) -> str:
     if who == "backend":
-        return live.token("erin", sub="ssoio-backend", scope="ssoio:emit", tenant=...)
+        return live.token("erin", sub="ssoio-backend", scope="ssoio:emit", tenant=...,
+                          client_id="ssoio-backend", azp="ssoio-backend")  # fmt: skip
     if who == "forged":
         from tests.support.forge import SigningKey
 

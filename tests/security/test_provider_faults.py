@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ import httpx
 import pytest
 
 from ssoio.web.sessions import WebSession
+from tests.interop.asgi_server import serve_asgi
 from tests.security.harness import ISSUER, Node, example_raw, running_node, settings_from
 from tests.support.fake_idp import FakeIdp
 from tests.support.fault_idp import FaultIdp, running_fault_idp
@@ -200,6 +202,48 @@ async def test_fault_at_start_then_recovery(
     await node.assert_healthy(fetches=2)  # the primary's TTL refreshes
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert isinstance(port, int)
+    return port
+
+
+async def test_down_at_start_becomes_ready_without_any_client(
+    rsa_key: SigningKey, fault_key: SigningKey
+) -> None:
+    """README /readyz: a provider not even listening when the node starts (connection
+    refused) is retried in the background with a back-off; once it listens, the keys load
+    and /readyz turns 200 with no client ever connecting (a load balancer never sends one)."""
+    port = free_port()
+    raw = example_raw()
+    late = copy.deepcopy(raw["issuers"][0])
+    late.update(name="late", issuer=f"http://127.0.0.1:{port}", keys={"http_timeout_s": 1})
+    raw["issuers"].append(late)
+    primary = FakeIdp(issuer=ISSUER, keys=[rsa_key])
+    http = httpx.AsyncClient(mounts={"https://idp.test": httpx.MockTransport(primary.handle)})
+    async with running_node(settings_from(raw), key=rsa_key, idp=primary, http=http) as node:
+        store, issuer = node.server.providers.keys, node.server.settings.issuers[1]
+        assert await readiness(node) == (503, ["late"])
+        for attempt in (2, 3):  # still down: each back-off ends in one more attempt
+            node.clock.advance(COOLDOWN_S)
+            await until(lambda: not _inflight(node) and store.status(issuer).fetches == attempt)  # noqa: B023
+        assert await readiness(node) == (503, ["late"])
+        provider = FaultIdp(keys=[fault_key], issuer=f"http://127.0.0.1:{port}")
+        async with serve_asgi(provider.app(), port=port):
+            node.clock.advance(COOLDOWN_S)  # the back-off (at most the cool-down) ends
+            await until(lambda: store.status(issuer).loaded)
+            assert await readiness(node) == (200, [])
+            assert provider.count("jwks") == 1
+            connects = [e for e in node.logs.audit() if str(e["event"]).startswith("auth.con")]
+            assert [e.get("issuer") for e in connects] == ["primary"], "a client connected"
+            # (that one is the sentinel of the other issuer, bob)
+            token = faulty_token(node, provider, fault_key)
+            assert await connect_code(node, token) == "ok"
+        await node.assert_healthy()
+
+
 async def test_slow_below_the_timeout_works_and_is_shared(
     start: NodeFactory, faulty: FaultIdp, fault_key: SigningKey, fault_key_2: SigningKey
 ) -> None:
@@ -289,6 +333,94 @@ async def test_key_rotation(
     assert await connect_code(node, faulty_token(node, faulty, new)) == "ok"
     assert await connect_code(node, faulty_token(node, faulty, old)) == "key_unknown"
     assert faulty.count("jwks") == 2
+    await node.assert_healthy(fetches=2)
+
+
+WITHDRAWALS = [
+    ("rp-key-rotation-op-sign-key: seen by a connect with the new kid", "connect", "new kid",
+     "key_unknown"),
+    ("README keys.jwks_ttl_s: seen by the background refresh, no client needed", "background",
+     "new kid", "key_unknown"),
+    # (a kid already cached is not refetched for: the TTL refresh sees the new key)
+    ("RFC 7517 §4.5: the kid re-used for another key", "background", "same kid",
+     "signature_invalid"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("source", "seen_by", "rotation", "code"), WITHDRAWALS,
+                         ids=[w[0] for w in WITHDRAWALS])  # fmt: skip
+async def test_withdrawn_key_no_longer_admits_cached_tokens(
+    start: NodeFactory, faulty: FaultIdp, fault_key: SigningKey, fault_key_2: SigningKey,
+    source: str, seen_by: str, rotation: str, code: str,
+) -> None:  # fmt: skip
+    """README tokens.cache_size: a token verified before its key was withdrawn from the JWKS
+    is not accepted from the verified-token cache once a fetch shows the withdrawal."""
+    node = await start()
+    now = int(node.clock())
+    token = faulty_token(node, faulty, fault_key, exp=now + 3600)
+    assert await connect_code(node, token) == "ok"
+    hits = node.server.providers.verifier.cache_hits
+    assert await connect_code(node, token) == "ok"
+    assert node.server.providers.verifier.cache_hits == hits + 1, "not served from the cache"
+    rekeyed = SigningKey(fault_key.kid, fault_key_2.private)
+    replacement = fault_key_2 if rotation == "new kid" else rekeyed
+    faulty.keys[:] = [replacement]
+    if seen_by == "connect":
+        node.clock.advance(COOLDOWN_S + 1)
+        fresh = faulty_token(node, faulty, replacement)
+        assert await connect_code(node, fresh) == "ok", "a token of the new key"
+    else:
+        node.clock.advance(300 + 1)  # keys.jwks_ttl_s: the background refresh wakes
+        await until(lambda: faulty.count("jwks") == 2 and not _inflight(node))
+    assert faulty.count("jwks") == 2
+    assert await connect_code(node, token) == code, source
+    await node.assert_healthy(fetches=2)
+
+
+def _inflight(node: Node) -> bool:
+    return any(s.inflight for s in node.server.providers.keys._states.values())
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Wait (bounded, in real time) until ``condition()`` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        assert loop.time() < deadline, "the condition never held"
+        await asyncio.sleep(0.01)
+
+
+async def test_trickling_jwks_is_cut_at_the_deadline(
+    start: NodeFactory, faulty: FaultIdp, fault_key: SigningKey, fault_key_2: SigningKey
+) -> None:
+    """README keys.http_timeout_s: a JWKS sent one byte per second (each read within any
+    per-read timeout) is abandoned at the deadline; a connect with a new kid waiting on it
+    is refused then, and connects with known keys never wait on it."""
+    deadline_s = 1.5
+    node = await start(keys={"http_timeout_s": deadline_s})
+    faulty.keys.append(fault_key_2)
+    faulty.jwks.mode, faulty.jwks.delay_s = "trickle", 1.0
+    node.clock.advance(COOLDOWN_S + 1)
+    loop = asyncio.get_running_loop()
+
+    async def timed_connect(key: SigningKey) -> tuple[str, float]:
+        socket = await node.open()
+        began = loop.time()
+        answer = await socket.connect({"token": faulty_token(node, faulty, key)}, timeout_s=20)
+        took = loop.time() - began
+        assert answer is not None, f"no answer to CONNECT within {took:.1f} s"
+        await socket.close()
+        return ("ok" if answer.type == CONNECT else answer.data["data"]["code"]), took
+
+    waiting = asyncio.create_task(timed_connect(fault_key_2))
+    await until(lambda: faulty.count("jwks") == 2)  # the refetch is trickling in
+    known = [await timed_connect(fault_key) for _ in range(3)]
+    assert not waiting.done(), "the trickle ended before the known-key connects"
+    code, took = await waiting
+    assert code in ("key_unknown", "idp_unavailable")
+    assert took < deadline_s + 5, f"refused after {took:.1f} s"  # unbounded: ~900 s
+    assert [c for c, _ in known] == ["ok"] * 3
+    assert max(t for _, t in known) < deadline_s, known  # they did not wait on the fetch
     await node.assert_healthy(fetches=2)
 
 

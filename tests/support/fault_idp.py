@@ -10,7 +10,9 @@ sets: ``ok``, ``down`` (HTTP 503: with a live server "connection refused" is har
 arrange), ``slow`` (sleep ``delay_s``, bounded by ``MAX_DELAY_S``, then answer),
 ``huge`` (a body of ``size`` bytes, streamed without a Content-Length unless
 ``declare_length``), ``junk`` (``body`` as given, status ``status``), ``redirect`` (302 to
-``location``), ``gzip_bomb`` (``size`` zero bytes, gzip-compressed). The documents served
+``location``), ``gzip_bomb`` (``size`` zero bytes, gzip-compressed), ``trickle`` (the
+document one byte every ``delay_s``, each within the read timeout, none finishing it: the
+attack on fetches bounded only per read). The documents served
 when ``ok`` are built from ``keys``, ``extra_jwks`` (entries served beside the good keys),
 ``discovery_overrides`` and ``token_response``. Every request is counted by path.
 
@@ -44,7 +46,7 @@ from tests.support.forge import SigningKey
 __all__ = ["MAX_DELAY_S", "Behaviour", "FaultIdp", "running_fault_idp"]
 
 MAX_DELAY_S: Final = 5.0
-Mode = Literal["ok", "down", "slow", "huge", "junk", "redirect", "gzip_bomb"]
+Mode = Literal["ok", "down", "slow", "huge", "junk", "redirect", "gzip_bomb", "trickle"]
 Endpoint = Literal["discovery", "jwks", "token", "logout", "attacker"]
 PATHS: Final[dict[str, str]] = {
     "discovery": "/.well-known/openid-configuration",
@@ -173,6 +175,8 @@ async def _respond(behaviour: Behaviour, document: dict[str, Any], status: int) 
         return RedirectResponse(behaviour.location, 302)
     if mode == "huge":
         return _huge(behaviour)
+    if mode == "trickle":
+        return _trickle(json.dumps(document).encode(), behaviour.delay_s, status)
     if mode == "gzip_bomb":
         packed = gzip.compress(b"\0" * behaviour.size)
         headers = {"content-encoding": "gzip"}
@@ -194,6 +198,18 @@ def _huge(behaviour: Behaviour) -> Response:
             yield body[start : start + 16384]
 
     return StreamingResponse(chunks(), 200, media_type="application/json")
+
+
+def _trickle(body: bytes, delay_s: float, status: int) -> Response:
+    """``body`` one byte at a time, ``delay_s`` apart (bounded by ``MAX_DELAY_S`` each);
+    Starlette stops the stream when the client goes away."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for index in range(len(body)):
+            await asyncio.sleep(min(delay_s, MAX_DELAY_S))
+            yield body[index : index + 1]
+
+    return StreamingResponse(chunks(), status, media_type="application/json")
 
 
 @contextlib.asynccontextmanager
