@@ -39,7 +39,7 @@ from ssoio.errors import (
     TokenMalformed,
     UnknownEvent,
 )
-from ssoio.realtime.engine import EngineServer
+from ssoio.realtime.engine import EngineServer, EngineSocket
 from ssoio.realtime.gateway import Gateway
 from ssoio.realtime.manager import LocalManager
 
@@ -187,9 +187,8 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         if socket is not None and socket.queue.qsize() >= self._max_backlog:
             log.warning("realtime.backlog.exceeded packets=%d", socket.queue.qsize())
             await self.close_session(eio_sid)
-            while not socket.queue.empty():  # free it now; the writer may be stuck for good
-                socket.queue.get_nowait()
-                socket.queue.task_done()
+            if isinstance(socket, EngineSocket):
+                socket.discard()  # free it now, and the transport: the writer is stuck
             return
         await super()._send_eio_packet(eio_sid, eio_pkt)
 
