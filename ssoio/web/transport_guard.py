@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ssoio.errors import InvalidPayload, PayloadTooLarge
+from ssoio.realtime.environ import ENGINE_PATH, serves_engine
 from ssoio.web.responses import error_response
 
 __all__ = ["TransportGuard"]
@@ -35,14 +36,15 @@ CLOSE_PACKET = "1"
 
 
 class TransportGuard:
-    """ASGI middleware for the Engine.IO endpoint ``path`` (default ``/socket.io/``)."""
+    """ASGI middleware for the Engine.IO endpoint ``path`` (default ``/socket.io/``, and
+    every path python-engineio serves under it: ``serves_engine``)."""
 
     def __init__(
         self,
         app: ASGIApp,
         max_http_bytes: int,
         close_session: Callable[[str], Awaitable[None]],
-        path: str = "/socket.io/",
+        path: str = ENGINE_PATH,
     ) -> None:
         self.app = app
         self.max_http_bytes = max_http_bytes
@@ -50,7 +52,7 @@ class TransportGuard:
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not str(scope.get("path", "")).startswith(self.path):
+        if not serves_engine(str(scope.get("path", "")), self.path):
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
             frames = _WebSocketFrames(receive, send)
