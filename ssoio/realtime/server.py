@@ -55,6 +55,18 @@ RESERVED_EVENTS = frozenset(
 _HEADER = re.compile(r"(?P<type>\d)(?:\d+-)?(?P<ns>/[^,]*,)?(?P<id>\d{1,15})?")
 
 
+def _library_logger(name: str) -> logging.Logger:
+    """The logger python-socketio/python-engineio (5.x/4.x) log through: one that
+    propagates to the application's handlers (ssoio's JSON or text format). Given
+    ``False`` they would add a StreamHandler of their own, writing raw text (client input
+    included) next to ssoio's lines. At INFO they log every packet, a CONNECT's token
+    too: WARNING unless the application set a level."""
+    logger = logging.getLogger(name)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+    return logger
+
+
 def refusal(error: SsoioError) -> SocketRefused:
     """A connect refusal as the wire contract wants it: message ``unauthorized`` or
     ``forbidden``, data ``{code, message}``."""
@@ -86,8 +98,8 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             ping_interval=realtime.ping_interval_s,
             ping_timeout=realtime.ping_timeout_s,
             http_compression=False,
-            logger=False,
-            engineio_logger=False,
+            logger=_library_logger("socketio.server"),
+            engineio_logger=_library_logger("engineio.server"),
         )
         self.gateway = gateway_factory(self)
         self._tasks: set[asyncio.Task[None]] = set()

@@ -5,6 +5,9 @@
 * A long-polling POST over the transport limit is answered 413 at once and its session
   closed; python-engineio would close the session and leave the POST unanswered until
   a GET drained the session's queue.
+* A long-polling POST of more packets than python-engineio decodes (16) is answered 400
+  (``invalid_payload``) with one log line, and its session closed; python-engineio
+  would log a stack trace, drop the packets and answer 200.
 * On a WebSocket, a text frame that is no Engine.IO v4 packet (empty, or not starting
   with a packet type 0-6) closes it with 1002 (RFC 6455 §7.4.1) and one log line;
   python-engineio's reader would die with a stack trace and leave the session open.
@@ -21,6 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
+from engineio import payload
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ssoio.errors import InvalidPayload, PayloadTooLarge
@@ -33,6 +37,10 @@ log = logging.getLogger(__name__)
 
 PACKET_TYPES = "0123456"  # Engine.IO v4: open, close, ping, pong, message, upgrade, noop
 CLOSE_PACKET = "1"
+SEPARATOR = b"\x1e"  # Engine.IO v4 long-polling: packets separated by a record separator
+# python-engineio refuses a payload of more packets than this (4.x ``Payload``) with an
+# exception its POST handler logs with a stack trace, then answers 200
+MAX_PACKETS: int = payload.Payload.max_decode_packets
 
 
 class TransportGuard:
@@ -80,6 +88,10 @@ class TransportGuard:
         elif not _is_payload(body):
             log.warning("engineio.payload.malformed length=%d", len(body))
             await error_response(InvalidPayload("not an Engine.IO payload"))(scope, receive, send)
+        elif (count := body.count(SEPARATOR) + 1) > MAX_PACKETS:
+            log.warning("engineio.payload.too_many_packets packets=%d", count)
+            refused = InvalidPayload(f"more than {MAX_PACKETS} packets in one payload")
+            await error_response(refused)(scope, receive, send)
         else:
             await self.app(scope, _replay(body, receive), send)
             return
