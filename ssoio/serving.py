@@ -64,6 +64,9 @@ def uvicorn_options(server: SsoServer) -> dict[str, Any]:
         "http": HttpProtocol,
         "ws": WebSocketProtocol,
         "ws_per_message_deflate": settings.websocket_compression,
+        # uvicorn's default buffers frames of up to 16 MiB before ssoio sees them (10
+        # anonymous sockets: +230 MB); larger frames are refused with 1009 as they start
+        "ws_max_size": server.sio.eio.max_http_buffer_size,
         "ws_ping_interval": None,  # Engine.IO sends its own heartbeats: one timer, not two
         "lifespan": "on",
         "access_log": False,

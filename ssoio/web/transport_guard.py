@@ -13,6 +13,8 @@
   python-engineio's reader would die with a stack trace and leave the session open.
   A long-polling POST carrying such a packet is answered 400 and its session closed;
   python-engineio would log a stack trace and answer "ok".
+* A WebSocket message over the transport limit closes it with 1009 (RFC 6455 §7.4.1);
+  python-engineio's reader would end with 1000, as if all were well.
 * A WebSocket is closed as soon as the server sends the Engine.IO CLOSE packet;
   python-engineio would keep it open until ping_interval + ping_timeout.
 """
@@ -63,7 +65,7 @@ class TransportGuard:
         if not serves_engine(str(scope.get("path", "")), self.path):
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
-            frames = _WebSocketFrames(receive, send)
+            frames = _WebSocketFrames(receive, send, self.max_http_bytes)
             await self.app(scope, frames.receive, frames.send)
         elif scope["type"] == "http":
             await self._http(scope, receive, send)
@@ -157,18 +159,33 @@ def _is_packet(text: str) -> bool:
     return bool(text) and text[0] in PACKET_TYPES
 
 
+def _size(message: Message) -> int:
+    """The length of a received WebSocket message (characters of a text one)."""
+    if message["type"] != "websocket.receive":
+        return 0
+    data = message.get("text") if message.get("text") is not None else message.get("bytes")
+    return len(data) if isinstance(data, str | bytes) else 0
+
+
 class _WebSocketFrames:
     """``receive``/``send`` of one Engine.IO WebSocket, with the checks above."""
 
-    def __init__(self, receive: Receive, send: Send) -> None:
+    def __init__(self, receive: Receive, send: Send, max_bytes: int) -> None:
         self._receive = receive
         self._send = send
+        self.max_bytes = max_bytes
         self.closed = False
 
     async def receive(self) -> Message:
         if self.closed:
             return {"type": "websocket.disconnect", "code": 1000}
         message = await self._receive()
+        if _size(message) > self.max_bytes:
+            # RFC 6455 §7.4.1: 1009, a message too big to process (uvicorn's ws_max_size
+            # refuses larger frames first when ssoio runs it; an embedding server may not)
+            log.warning("engineio.frame.too_large length=%d", _size(message))
+            await self._close(1009)
+            return {"type": "websocket.disconnect", "code": 1009}
         text = message.get("text") if message["type"] == "websocket.receive" else None
         if isinstance(text, str) and not (
             text and text[0] in PACKET_TYPES

@@ -9,13 +9,8 @@ python-engineio answered a long-polling POST of more than 16 packets 200 and log
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
-import signal
-import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +20,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake
 
 from tests.security.harness import EXAMPLE
+from tests.security.served import served_node
 
-READY_BOUND_S = 15.0
 # A forged log line and terminal escapes, percent-encoded as a client puts them in a URL
 FORGED = "%0A%7B%22level%22%3A%22error%22%2C%22logger%22%3A%22forged%22%7D%1B%5B31mred%1B%5B0m"
 TOO_MANY = 17  # python-engineio's Payload.max_decode_packets + 1
@@ -34,33 +29,6 @@ ROUNDS = 20
 # ssoio's text format: "2026-01-01 12:00:00,000 LEVEL logger message"
 TEXT_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \S+ ")
 RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # anything but \t\n... unescaped
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def serve(config: Path, port: int) -> asyncio.subprocess.Process:
-    env = {**os.environ, "SSOIO_PORT": str(port), "PYTHONWARNINGS": "error",
-           # keys never load (nothing listens there): the node still serves Engine.IO
-           "SSOIO_ISSUER": "https://127.0.0.1:9/realms/none"}  # fmt: skip
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ssoio.cli", "serve", "--config", str(config),
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-
-
-async def wait_live(http: httpx.AsyncClient, url: str) -> None:
-    for _ in range(int(READY_BOUND_S / 0.1)):
-        try:
-            if (await http.get(f"{url}/healthz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.1)
-    pytest.fail("ssoio serve did not start")
 
 
 async def open_session(http: httpx.AsyncClient, url: str) -> str:
@@ -99,19 +67,10 @@ async def attack(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
 async def test_client_input_reaches_the_log_escaped_and_on_one_line(
     tmp_path: Path, log_format: str
 ) -> None:
-    config = tmp_path / "ssoio.toml"
-    config.write_text(EXAMPLE.read_text().replace('format = "json"', f'format = "{log_format}"', 1))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = await serve(config, port)
-    try:
-        async with httpx.AsyncClient(timeout=5) as http:
-            await wait_live(http, url)
-            answers = await attack(http, url)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), 15)
-    log = stderr.decode("utf-8", "replace")
+    config = EXAMPLE.read_text().replace('format = "json"', f'format = "{log_format}"', 1)
+    async with served_node(config, tmp_path) as node, httpx.AsyncClient(timeout=5) as http:
+        answers = await attack(http, node.url)
+    log = node.stderr.decode("utf-8", "replace")
     lines = log.splitlines()
     for status, text in answers["too_many"]:
         assert status == 400, text[:300]
