@@ -268,7 +268,8 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         self.queue.put_nowait(None)  # a long-poll still pending ends too
         self._discarded = True
         for task in (self._writer, self._reader):
-            if task is not None and not task.done():
+            # (the reader itself, handling a packet, ends after it: _read)
+            if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()
         return dropped
 
@@ -333,6 +334,8 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             except Exception as exc:  # one line, no stack trace: it may quote client input
                 self.server.logger.error("engineio.receive.failed kind=%s", type(exc).__name__)
             del pkt  # an idle session must not keep its last message (a token, often)
+            if self._discarded:
+                break
 
     async def _next_packet(self, ws: Any) -> Any:
         """The next packet from the client; None when it closed."""

@@ -20,12 +20,16 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from ssoio.app import SsoServer
 from ssoio.realtime.server import message_limit
+from tests.interop.asgi_server import serve_asgi
 from tests.interop.js_client import JsClientError
 from tests.interop.node_scripts import run_json_script
 from tests.interop.provider import INTEROP_DIR
-from tests.security.harness import Node, running_node, settings_from
+from tests.security.harness import ISSUER, Node, running_node, settings_from
 from tests.security.served import ServedNode, served_node
+from tests.support.clock import FakeClock
+from tests.support.fake_idp import FakeIdp
 from tests.support.forge import SigningKey
 from tests.support.raw_client import CONNECT, CONNECT_ERROR
 
@@ -162,3 +166,19 @@ async def test_big_frames_from_anonymous_sockets_are_not_buffered(
     async with httpx.AsyncClient() as http:
         response = await http.get(f"{node.url}/socket.io/?EIO=4&transport=polling")
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("ws", ["websockets-sansio", "wsproto"])
+async def test_an_embedding_server_without_the_frame_limit_still_closes_with_1009(
+    rsa_key: SigningKey, ws: str
+) -> None:
+    """An application embedding ssoio under its own uvicorn (16 MiB frames): the transport
+    guard refuses a message over the limit with 1009 after it arrives."""
+    http = FakeIdp(ISSUER, [rsa_key]).client()
+    try:
+        server = SsoServer(settings_from(), clock=FakeClock(), http=http)
+        limit = server.sio.eio.max_http_buffer_size
+        async with serve_asgi(server.asgi_app, lifespan="on", ws=ws) as url:
+            assert await close_code_for(url, "4" + "x" * limit) == 1009
+    finally:
+        await http.aclose()
