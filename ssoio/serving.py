@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import signal
 import socket
 import ssl
@@ -63,6 +64,9 @@ def uvicorn_options(server: SsoServer) -> dict[str, Any]:
         "http": HttpProtocol,
         "ws": WebSocketProtocol,
         "ws_per_message_deflate": settings.websocket_compression,
+        # uvicorn's default buffers frames of up to 16 MiB before ssoio sees them (10
+        # anonymous sockets: +230 MB); larger frames are refused with 1009 as they start
+        "ws_max_size": server.sio.eio.max_http_buffer_size,
         "ws_ping_interval": None,  # Engine.IO sends its own heartbeats: one timer, not two
         "lifespan": "on",
         "access_log": False,
@@ -90,16 +94,53 @@ def _tls_options(tls: TlsSettings) -> dict[str, Any]:
     return options
 
 
+# A log line quotes at most this much of a message: python-engineio puts client input
+# (a session id of any length) into its messages.
+MAX_MESSAGE_CHARS = 2000
+# C0 controls, DEL and C1 controls: a newline forges a log line, ESC drives a terminal
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _message(record: logging.LogRecord) -> str:
+    message = record.getMessage()
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[:MAX_MESSAGE_CHARS] + f"... ({len(message)} chars)"
+    return message
+
+
+def _escape(text: str) -> str:
+    """``text`` on one line, control characters written as escapes (``\\n``, ``\\x1b``)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 class _JsonFormatter(logging.Formatter):
+    """One JSON object per record, per line (JSON escapes control characters)."""
+
     def format(self, record: logging.LogRecord) -> str:
         body: dict[str, Any] = {"ts": self.formatTime(record), "level": record.levelname.lower(),
                                 "logger": record.name}  # fmt: skip
         audit = getattr(record, "audit", None)
-        body.update(audit if isinstance(audit, dict) else {"message": record.getMessage()})
+        body.update(audit if isinstance(audit, dict) else {"message": _message(record)})
         if record.exc_info and record.exc_info[0] is not None:
             # the type only: a traceback or an exception's text may quote client input
             body["exception"] = record.exc_info[0].__name__
         return json.dumps(body, default=str)
+
+
+class _TextFormatter(logging.Formatter):
+    """``time level logger message``, one line per record: control characters escaped
+    and, as in the JSON format, an exception named without its text or traceback (both
+    may quote client input; a traceback is a dozen lines per request)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = _message(record)  # an audit record's message is its JSON
+        if record.exc_info and record.exc_info[0] is not None:
+            text += f" exception={record.exc_info[0].__name__}"
+        line = f"{self.formatTime(record)} {record.levelname} {record.name} {text}"
+        return _escape(line)
 
 
 def configure_logging(settings: LoggingSettings | None = None, level: int | None = None) -> None:
@@ -109,10 +150,7 @@ def configure_logging(settings: LoggingSettings | None = None, level: int | None
         handler: logging.Handler = logging.FileHandler(settings.file, encoding="utf-8")
     else:
         handler = logging.StreamHandler(sys.stderr)
-    if settings.format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(_JsonFormatter() if settings.format == "json" else _TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level if level is not None else settings.level.upper())
@@ -125,13 +163,19 @@ def configure_logging(settings: LoggingSettings | None = None, level: int | None
 def quiet_libraries() -> None:
     """Libraries whose chatter can carry secrets: authlib logs PKCE verifiers at DEBUG;
     httpx/httpcore log request lines (an authorization code in a callback URL) and, at
-    DEBUG, headers; uvicorn's handshake lines carry query strings. ssoio logs what matters
-    itself."""
-    for name in ("authlib", "httpx", "httpcore"):
+    DEBUG, headers; uvicorn's handshake lines carry query strings; python-engineio and
+    python-socketio log every packet at INFO (a CONNECT with its token). ssoio logs what
+    matters itself. Every library logs through ssoio's handlers: python-engineio's
+    own handler (added when it is given ``logger=False``) is removed."""
+    for name in ("authlib", "httpx", "httpcore", "engineio", "socketio"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # uvicorn logs each WebSocket handshake line, query string included, at INFO (even
     # with the access log off); a client may have put a token there.
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    for name in ("engineio.server", "socketio.server", "engineio.client", "socketio.client"):
+        library = logging.getLogger(name)
+        library.handlers[:] = []
+        library.propagate = True
 
 
 class _Server(uvicorn.Server):

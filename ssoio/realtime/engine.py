@@ -14,6 +14,9 @@ pass a second instead of a task per session), long-polling with ``asyncio.timeou
 task per wait), the ping as a timer handle (cancelled when the session closes, instead of
 a task left asleep), and the last received message dropped once handled (it was kept
 until the next one: for an idle session, the CONNECT packet with its access token).
+Without read timeouts, every end of a session must end its transport itself: ``close``
+does, whoever ends the session (python-engineio relied on its reader's timeout after a
+client's CLOSE, which left the WebSocket open here).
 ``PacketQueue`` and ``Flag`` are the parts of ``asyncio.Queue`` and ``asyncio.Event``
 that python-engineio and uvicorn use.
 """
@@ -152,7 +155,13 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
 
     last_ping: float | None
     connected: bool
+    closing: bool
+    closed: bool
     _ping_timer: asyncio.TimerHandle | None = None
+    # a WebSocket session's request task (its reader) and writer task, while it runs
+    _reader: asyncio.Task[Any] | None = None
+    _writer: asyncio.Future[None] | None = None
+    _discarded = False  # discard(): the transport ends without another write
 
     async def poll(self) -> list[Any]:
         """The packets waiting for a long-polling client (at least one, or the session
@@ -163,7 +172,11 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         except (TimeoutError, asyncio.CancelledError):
             # python-engineio's own behaviour: the transport ends, the task goes on
             raise exceptions.QueueEmpty() from None
-        return self._with_rest(first)
+        # The session ended (None queued) without a CLOSE for the client (it sent one, or
+        # its transport failed): the pending poll ends with a NOOP, as the Engine.IO
+        # reference server's polling transport does on close; python-engineio would
+        # answer an empty body, which is no Engine.IO payload.
+        return self._with_rest(first) or [packet.Packet(packet.NOOP)]
 
     def _with_rest(self, first: Any) -> list[Any]:
         """``first`` and the packets queued behind it (none when the session ended)."""
@@ -210,21 +223,55 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
 
     async def _expire(self) -> None:
         """Engine.IO v4 "Heartbeat": the client is gone. The session ends (disconnect
-        handlers run), then its transport: CLOSE and the end of the queue, which ends the
-        writer and closes a WebSocket. python-engineio's ``close`` sends its CLOSE through
-        ``send``, which drops it for the very reason the session ends, and leaves the
-        WebSocket to its reader's timeout (there is none here)."""
-        await self.close(wait=False, abort=True, reason=self.server.reason.PING_TIMEOUT)
-        self.queue.put_nowait(packet.Packet(packet.CLOSE))
-        self.queue.put_nowait(None)
+        handlers run), then its transport (``close``). python-engineio's
+        ``check_ping_timeout`` sends its CLOSE through ``send``, which drops it for the
+        very reason the session ends."""
+        await self.close(wait=False, reason=self.server.reason.PING_TIMEOUT)
 
     async def close(
         self, wait: bool = True, abort: bool = False, reason: object = None
     ) -> None:  # fmt: skip
+        """python-engineio's ``close``, which also ends the transport, whoever ends the
+        session: CLOSE for the client (unless ``abort``: the client sent CLOSE, or its
+        transport failed), then the end of the queue. The end of the queue ends a
+        WebSocket's writer, which closes the WebSocket, which ends its reader; it ends a
+        pending long-poll (``poll``). python-engineio left a WebSocket to its reader's
+        timeout after a client's CLOSE (there is none here: the socket stayed open)."""
         if self._ping_timer is not None:
             self._ping_timer.cancel()
             self._ping_timer = None
-        await super().close(wait=wait, abort=abort, reason=reason)
+        if self.closed or self.closing:
+            return
+        self.closing = True
+        await self.server._trigger_event(
+            "disconnect", self.sid, reason or self.server.reason.SERVER_DISCONNECT,
+            run_async=False,
+        )  # fmt: skip
+        self.closed = True
+        if not abort:
+            self.queue.put_nowait(packet.Packet(packet.CLOSE))
+        self.queue.put_nowait(None)
+        if wait:
+            await self.queue.join()
+
+    def discard(self) -> int:
+        """Drop what is queued for the client and end its transport without writing any
+        more: a client that stopped reading (the backlog limit) would block a graceful
+        close for good (the writer waits for the socket to drain). The WebSocket's writer
+        and reader are cancelled, the request ends and uvicorn closes the connection.
+        The number of packets dropped."""
+        dropped = 0
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            self.queue.task_done()
+            dropped += 1
+        self.queue.put_nowait(None)  # a long-poll still pending ends too
+        self._discarded = True
+        for task in (self._writer, self._reader):
+            # (the reader itself, handling a packet, ends after it: _read)
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                task.cancel()
+        return dropped
 
     async def _upgrade_websocket(self, environ: dict[str, Any]) -> Any:
         if self.upgraded:
@@ -252,12 +299,30 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         else:
             self.connected = True
             self.upgraded = True
-        writer = asyncio.ensure_future(self._write(ws))
+        if self.closed:
+            return  # ended during the upgrade: the request ends, uvicorn closes the socket
+        self._reader = asyncio.current_task()
+        self._writer = writer = asyncio.ensure_future(self._write(ws))
+        try:
+            await self._read(ws)
+        finally:
+            self._reader = self._writer = None
+        if not self.closed:
+            self.queue.put_nowait(None)  # unblock the writer
+        await writer
+        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+    async def _read(self, ws: Any) -> None:
+        """Hand the client's packets to the session until its WebSocket closes."""
         while True:
             try:
                 pkt = await self._next_packet(ws)  # no timeout: EngineServer.sweep
-            except (Exception, asyncio.CancelledError):
-                break  # python-engineio's: a failed or cancelled read ends the transport
+            except asyncio.CancelledError:
+                if self._discarded:  # discard()'s, not the server's shutdown
+                    asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                break  # python-engineio's: a cancelled read ends the transport
+            except Exception:
+                break  # python-engineio's: a failed read ends the transport
             if pkt is None:
                 break
             try:
@@ -266,12 +331,11 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 pass
             except exceptions.SocketIsClosedError:
                 break
-            except Exception:
-                self.server.logger.exception("Unknown receive error")
+            except Exception as exc:  # one line, no stack trace: it may quote client input
+                self.server.logger.error("engineio.receive.failed kind=%s", type(exc).__name__)
             del pkt  # an idle session must not keep its last message (a token, often)
-        await self.queue.put(None)  # unblock the writer
-        await writer
-        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+            if self._discarded:
+                break
 
     async def _next_packet(self, ws: Any) -> Any:
         """The next packet from the client; None when it closed."""
@@ -318,7 +382,8 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                     await ws.send(pkt.encode())
             except (Exception, asyncio.CancelledError):
                 break
-        await ws.close()
+        if not self._discarded:  # (a discarded socket's close would wait for the client)
+            await ws.close()
 
 
 class _WebSocket(asgi.WebSocket):  # type: ignore[misc]

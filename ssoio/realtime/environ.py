@@ -13,7 +13,19 @@ import contextlib
 import sys
 from typing import Any
 
-__all__ = ["translate_request"]
+__all__ = ["ENGINE_PATH", "serves_engine", "translate_request"]
+
+
+# socketio.ASGIApp's default socketio_path ("socket.io"), as python-engineio stores it
+ENGINE_PATH = "/socket.io/"
+
+
+def serves_engine(path: str, prefix: str = ENGINE_PATH) -> bool:
+    """Whether python-engineio's ASGI app (4.x ``ASGIApp.__call__``) hands a request for
+    ``path`` to the Engine.IO server: it adds a trailing slash to the path before
+    comparing the prefix, so ``/socket.io`` is served as well as ``/socket.io/...``.
+    Guards in front of it must match exactly the same requests."""
+    return (path if path.endswith("/") else path + "/").startswith(prefix)
 
 
 class _Payload:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
@@ -50,12 +51,28 @@ from ssoio.realtime.lifetime import Due, Scheduler
 from ssoio.realtime.origins import OriginPolicy
 from ssoio.realtime.ratelimit import RateLimiter, TokenBucket
 
-__all__ = ["Gateway", "Handler", "SessionResolver", "Transport", "room_key"]
+__all__ = ["Gateway", "Handler", "SessionResolver", "Transport", "client_key", "room_key"]
 
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "ssoio_session"
 Handler = Callable[[Principal, dict[str, Any]], Awaitable[Mapping[str, Any] | None]]
+
+
+def client_key(ip: str) -> str:
+    """What the per-IP limits count a client address as: the address itself, an IPv6
+    address's /64 (RFC 6177 §2, RFC 7136: an end site gets a /64 at least, its hosts
+    pick their interface identifiers freely; counted per address, one host would have
+    2^64 budgets), an IPv4-mapped IPv6 address's IPv4 address (RFC 4291 §2.5.5.2)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip  # not an address (a test transport, a Unix socket): as given
+    if isinstance(address, ipaddress.IPv4Address):
+        return ip
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(address), 64), strict=False))
 
 
 def room_key(room: str) -> str:
@@ -136,7 +153,7 @@ class Gateway:
         self.origins = OriginPolicy(settings.server.public_url, settings.server.allowed_origins)
         self._limiters(settings)
         self.handlers: dict[str, _Embedded] = {}
-        self._pending: dict[str, str] = {}  # unauthenticated Engine.IO sid -> client IP
+        self._pending: dict[str, str] = {}  # unauthenticated Engine.IO sid -> client_key
         self._pending_per_ip: dict[str, int] = {}
         self._timer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -189,10 +206,11 @@ class Gateway:
 
     def session_opened(self, eio_sid: str, ip: str) -> bool:
         """A new Engine.IO session; False refuses it (shutting down, or too many
-        unauthenticated sessions from this IP)."""
+        unauthenticated sessions from this IP, ``client_key``)."""
         if self.closing:
             return False
-        if self._pending_per_ip.get(ip, 0) >= self.settings.realtime.max_unauthenticated_per_ip:
+        held = self._pending_per_ip.get(client_key(ip), 0)  # an IPv6 /64 counts as one
+        if held >= self.settings.realtime.max_unauthenticated_per_ip:
             self.observe("auth.session.refused", ip=ip, code="rate_limited")
             return False
         self._mark_pending(eio_sid, ip)
@@ -208,8 +226,9 @@ class Gateway:
     def _mark_pending(self, eio_sid: str, ip: str) -> None:
         if eio_sid in self._pending:
             return
-        self._pending[eio_sid] = ip
-        self._pending_per_ip[ip] = self._pending_per_ip.get(ip, 0) + 1
+        key = client_key(ip)
+        self._pending[eio_sid] = key
+        self._pending_per_ip[key] = self._pending_per_ip.get(key, 0) + 1
         deadline = self.clock() + self.settings.realtime.unauthenticated_timeout_s
         self._schedule(deadline, "unauthenticated", eio_sid)
 
@@ -268,7 +287,8 @@ class Gateway:
     ) -> Connection:  # fmt: skip
         if not self.origins.allows(origin):
             raise OriginDenied()
-        if not await self.connect_limiter.allow(ip) or not await self.failed_auth.peek(ip):
+        key = client_key(ip)
+        if not await self.connect_limiter.allow(key) or not await self.failed_auth.peek(key):
             raise RateLimited("too many connection attempts from this address")
         try:
             credential = find_credential(
@@ -281,7 +301,7 @@ class Gateway:
             verified = await self.providers.verifier.verify(token)
             principal = self.policy.principal(verified)
         except AuthenticationError:
-            await self.failed_auth.allow(ip)
+            await self.failed_auth.allow(key)
             raise
         decision = self.policy.namespace(principal, namespace)
         if not decision:

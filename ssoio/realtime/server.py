@@ -39,11 +39,11 @@ from ssoio.errors import (
     TokenMalformed,
     UnknownEvent,
 )
-from ssoio.realtime.engine import EngineServer
+from ssoio.realtime.engine import EngineServer, EngineSocket
 from ssoio.realtime.gateway import Gateway
 from ssoio.realtime.manager import LocalManager
 
-__all__ = ["SocketServer", "refusal"]
+__all__ = ["SocketServer", "message_limit", "refusal"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,30 @@ RESERVED_EVENTS = frozenset(
 )
 # type digit, optional "<attachments>-", optional "/namespace,", optional ack id digits
 _HEADER = re.compile(r"(?P<type>\d)(?:\d+-)?(?P<ns>/[^,]*,)?(?P<id>\d{1,15})?")
+
+
+def message_limit(settings: Settings) -> int:
+    """The largest Engine.IO message a client may send, in bytes: python-engineio's
+    ``max_http_buffer_size`` and the WebSocket frame limit (uvicorn's ``ws_max_size``,
+    ``ssoio.serving``). Messages up to it are read and answered (``payload_too_large``,
+    or ``token_malformed`` for a CONNECT); beyond it the transport is closed, a
+    WebSocket with 1009 (RFC 6455 §7.4.1) before its frame is read. It covers an event of
+    ``realtime.max_payload_bytes`` characters JSON-escaped, and a CONNECT with a token of
+    ``tokens.max_bytes``."""
+    payload = 4 * settings.realtime.max_payload_bytes + 1024
+    return max(payload, settings.tokens.max_bytes + 2048)
+
+
+def _library_logger(name: str) -> logging.Logger:
+    """The logger python-socketio/python-engineio (5.x/4.x) log through: one that
+    propagates to the application's handlers (ssoio's JSON or text format). Given
+    ``False`` they would add a StreamHandler of their own, writing raw text (client input
+    included) next to ssoio's lines. At INFO they log every packet, a CONNECT's token
+    too: WARNING unless the application set a level."""
+    logger = logging.getLogger(name)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+    return logger
 
 
 def refusal(error: SsoioError) -> SocketRefused:
@@ -73,6 +97,9 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     ) -> None:
         realtime = settings.realtime
         self._max_payload = realtime.max_payload_bytes
+        # a CONNECT carries the access token: up to tokens.max_bytes, whatever the limit
+        # on event payloads (a longer token is refused as token_malformed)
+        self._max_connect = max(realtime.max_payload_bytes, settings.tokens.max_bytes + 1024)
         self._max_backlog = realtime.max_backlog_packets
         self._namespaces = tuple(settings.policy.namespaces)
         super().__init__(
@@ -80,14 +107,12 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             client_manager=manager or LocalManager(),
             namespaces=list(self._namespaces),
             cors_allowed_origins=self._origin_allowed,
-            # Larger messages than the payload limit still arrive (and get a clean
-            # payload_too_large); beyond this the transport itself is closed.
-            max_http_buffer_size=4 * realtime.max_payload_bytes + 1024,
+            max_http_buffer_size=message_limit(settings),
             ping_interval=realtime.ping_interval_s,
             ping_timeout=realtime.ping_timeout_s,
             http_compression=False,
-            logger=False,
-            engineio_logger=False,
+            logger=_library_logger("socketio.server"),
+            engineio_logger=_library_logger("engineio.server"),
         )
         self.gateway = gateway_factory(self)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -187,9 +212,8 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         if socket is not None and socket.queue.qsize() >= self._max_backlog:
             log.warning("realtime.backlog.exceeded packets=%d", socket.queue.qsize())
             await self.close_session(eio_sid)
-            while not socket.queue.empty():  # free it now; the writer may be stuck for good
-                socket.queue.get_nowait()
-                socket.queue.task_done()
+            if isinstance(socket, EngineSocket):
+                socket.discard()  # free it now, and the transport: the writer is stuck
             return
         await super()._send_eio_packet(eio_sid, eio_pkt)
 
@@ -204,8 +228,9 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             return
         header = _HEADER.match(data)
         kind = header.group("type") if header else ""
-        if len(data) > self._max_payload or kind in ("5", "6"):
-            too_large = len(data) > self._max_payload
+        limit = self._max_connect if kind == "0" else self._max_payload
+        if len(data) > limit or kind in ("5", "6"):
+            too_large = len(data) > limit
             error = PayloadTooLarge() if too_large else InvalidPayload("binary events are refused")
             await self._refuse_packet(eio_sid, header, error)
             return

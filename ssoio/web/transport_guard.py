@@ -5,11 +5,16 @@
 * A long-polling POST over the transport limit is answered 413 at once and its session
   closed; python-engineio would close the session and leave the POST unanswered until
   a GET drained the session's queue.
+* A long-polling POST of more packets than python-engineio decodes (16) is answered 400
+  (``invalid_payload``) with one log line, and its session closed; python-engineio
+  would log a stack trace, drop the packets and answer 200.
 * On a WebSocket, a text frame that is no Engine.IO v4 packet (empty, or not starting
   with a packet type 0-6) closes it with 1002 (RFC 6455 §7.4.1) and one log line;
   python-engineio's reader would die with a stack trace and leave the session open.
   A long-polling POST carrying such a packet is answered 400 and its session closed;
   python-engineio would log a stack trace and answer "ok".
+* A WebSocket message over the transport limit closes it with 1009 (RFC 6455 §7.4.1);
+  python-engineio's reader would end with 1000, as if all were well.
 * A WebSocket is closed as soon as the server sends the Engine.IO CLOSE packet;
   python-engineio would keep it open until ping_interval + ping_timeout.
 """
@@ -21,9 +26,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
+from engineio import payload
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ssoio.errors import InvalidPayload, PayloadTooLarge
+from ssoio.realtime.environ import ENGINE_PATH, serves_engine
 from ssoio.web.responses import error_response
 
 __all__ = ["TransportGuard"]
@@ -32,17 +39,22 @@ log = logging.getLogger(__name__)
 
 PACKET_TYPES = "0123456"  # Engine.IO v4: open, close, ping, pong, message, upgrade, noop
 CLOSE_PACKET = "1"
+SEPARATOR = b"\x1e"  # Engine.IO v4 long-polling: packets separated by a record separator
+# python-engineio refuses a payload of more packets than this (4.x ``Payload``) with an
+# exception its POST handler logs with a stack trace, then answers 200
+MAX_PACKETS: int = payload.Payload.max_decode_packets
 
 
 class TransportGuard:
-    """ASGI middleware for the Engine.IO endpoint ``path`` (default ``/socket.io/``)."""
+    """ASGI middleware for the Engine.IO endpoint ``path`` (default ``/socket.io/``, and
+    every path python-engineio serves under it: ``serves_engine``)."""
 
     def __init__(
         self,
         app: ASGIApp,
         max_http_bytes: int,
         close_session: Callable[[str], Awaitable[None]],
-        path: str = "/socket.io/",
+        path: str = ENGINE_PATH,
     ) -> None:
         self.app = app
         self.max_http_bytes = max_http_bytes
@@ -50,10 +62,10 @@ class TransportGuard:
         self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not str(scope.get("path", "")).startswith(self.path):
+        if not serves_engine(str(scope.get("path", "")), self.path):
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
-            frames = _WebSocketFrames(receive, send)
+            frames = _WebSocketFrames(receive, send, self.max_http_bytes)
             await self.app(scope, frames.receive, frames.send)
         elif scope["type"] == "http":
             await self._http(scope, receive, send)
@@ -78,6 +90,10 @@ class TransportGuard:
         elif not _is_payload(body):
             log.warning("engineio.payload.malformed length=%d", len(body))
             await error_response(InvalidPayload("not an Engine.IO payload"))(scope, receive, send)
+        elif (count := body.count(SEPARATOR) + 1) > MAX_PACKETS:
+            log.warning("engineio.payload.too_many_packets packets=%d", count)
+            refused = InvalidPayload(f"more than {MAX_PACKETS} packets in one payload")
+            await error_response(refused)(scope, receive, send)
         else:
             await self.app(scope, _replay(body, receive), send)
             return
@@ -143,18 +159,33 @@ def _is_packet(text: str) -> bool:
     return bool(text) and text[0] in PACKET_TYPES
 
 
+def _size(message: Message) -> int:
+    """The length of a received WebSocket message (characters of a text one)."""
+    if message["type"] != "websocket.receive":
+        return 0
+    data = message.get("text") if message.get("text") is not None else message.get("bytes")
+    return len(data) if isinstance(data, str | bytes) else 0
+
+
 class _WebSocketFrames:
     """``receive``/``send`` of one Engine.IO WebSocket, with the checks above."""
 
-    def __init__(self, receive: Receive, send: Send) -> None:
+    def __init__(self, receive: Receive, send: Send, max_bytes: int) -> None:
         self._receive = receive
         self._send = send
+        self.max_bytes = max_bytes
         self.closed = False
 
     async def receive(self) -> Message:
         if self.closed:
             return {"type": "websocket.disconnect", "code": 1000}
         message = await self._receive()
+        if _size(message) > self.max_bytes:
+            # RFC 6455 §7.4.1: 1009, a message too big to process (uvicorn's ws_max_size
+            # refuses larger frames first when ssoio runs it; an embedding server may not)
+            log.warning("engineio.frame.too_large length=%d", _size(message))
+            await self._close(1009)
+            return {"type": "websocket.disconnect", "code": 1009}
         text = message.get("text") if message["type"] == "websocket.receive" else None
         if isinstance(text, str) and not (
             text and text[0] in PACKET_TYPES
