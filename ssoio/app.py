@@ -298,6 +298,7 @@ RESTART_KEYS = (
     "server.max_request_line_bytes", "server.max_header_line_bytes", "server.max_header_bytes",
     "server.max_headers", "server.max_body_bytes", "server.header_timeout_s",
     "server.body_timeout_s", "server.max_connections_per_address",
+    "server.max_partial_heads_per_address",
     "realtime.ping_interval_s", "realtime.ping_timeout_s", "policy.namespaces", "api",
     "login", "logging", "metrics", "cluster",
 )  # fmt: skip

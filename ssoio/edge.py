@@ -81,13 +81,28 @@ def address_key(host: str | None) -> int | None:
 class Lease:
     """One open connection counted in a ``ConnectionLedger``; released once."""
 
-    __slots__ = ("_key", "_ledger")
+    __slots__ = ("_in_head", "_key", "_ledger")
 
     def __init__(self, ledger: ConnectionLedger | None, key: int) -> None:
         self._ledger = ledger
         self._key = key
+        self._in_head = False
+
+    def begin_head(self) -> bool:
+        """The connection started sending a request head; False when its address has
+        ``partial_limit`` heads in progress already (the caller closes the connection)."""
+        if self._ledger is None or self._in_head:
+            return True
+        self._in_head = self._ledger.begin_head(self._key)
+        return self._in_head
+
+    def end_head(self) -> None:
+        if self._in_head and self._ledger is not None:
+            self._in_head = False
+            self._ledger.end_head(self._key)
 
     def release(self) -> None:
+        self.end_head()
         ledger, self._ledger = self._ledger, None
         if ledger is not None:
             ledger.release(self._key)
@@ -97,11 +112,18 @@ _UNCOUNTED = Lease(None, 0)
 
 
 class ConnectionLedger:
-    """Open TCP connections per client address, at most ``limit`` each.
+    """Open TCP connections per client address, at most ``limit`` each; of them, at most
+    ``partial_limit`` in the middle of a request head.
 
-    An address over its cap is reported once (``observe("http.connections.refused")``,
-    an audit line and a metric), when its first connection is refused, and again only
-    after it went back under the cap: a client retrying in a loop writes one line, not one
+    A client's head arrives in one read or a few, in milliseconds: the heads in progress
+    from one address, even an office's NAT address, are few. A slow client holds up to
+    ``max_header_bytes`` per connection until the header deadline; the second cap bounds
+    what one address can hold that way (256 x 64 KiB: 16 MiB, where 4,000 x 64 KiB would
+    be 256 MiB).
+
+    An address over a cap is reported once (``observe("http.connections.refused")``, an
+    audit line and a metric), when its first connection is refused, and again only after
+    it went under half of its caps: a client retrying in a loop writes one line, not one
     per attempt.
     """
 
@@ -110,13 +132,16 @@ class ConnectionLedger:
         limit: int,
         exempt: tuple[str, ...] = (),
         observe: Callable[..., None] | None = None,
+        partial_limit: int | None = None,
     ) -> None:
         self.limit = limit
+        self.partial_limit = partial_limit if partial_limit is not None else limit
         self.exempt: tuple[Network, ...] = tuple(
             ipaddress.ip_network(value, strict=False) for value in exempt
         )
         self.observe = observe
         self.open: dict[int, int] = {}
+        self.heads: dict[int, int] = {}
         self._reported: set[int] = set()
 
     def admit(self, host: str | None) -> Lease | None:
@@ -127,7 +152,7 @@ class ConnectionLedger:
             return _UNCOUNTED
         count = self.open.get(key, 0)
         if count >= self.limit:
-            self._refused(key, host)
+            self._refused(key, "connections", self.limit)
             return None
         self.open[key] = count + 1
         return Lease(self, key)
@@ -136,7 +161,30 @@ class ConnectionLedger:
         count = self.open.pop(key, 0) - 1
         if count > 0:
             self.open[key] = count
-        if count < self.limit:
+        self._settle(key)
+
+    def begin_head(self, key: int) -> bool:
+        count = self.heads.get(key, 0)
+        if count >= self.partial_limit:
+            self._refused(key, "partial_heads", self.partial_limit)
+            return False
+        self.heads[key] = count + 1
+        return True
+
+    def end_head(self, key: int) -> None:
+        count = self.heads.pop(key, 0) - 1
+        if count > 0:
+            self.heads[key] = count
+        self._settle(key)
+
+    def _settle(self, key: int) -> None:
+        # reported again once under half of each cap: an address holding its cap, one
+        # connection closing and another refused, does not write a line each time
+        if (
+            key in self._reported
+            and 2 * self.open.get(key, 0) < self.limit
+            and (2 * self.heads.get(key, 0) < self.partial_limit)
+        ):
             self._reported.discard(key)
 
     def _exempt(self, host: str | None) -> bool:
@@ -145,14 +193,21 @@ class ConnectionLedger:
         address = ipaddress.ip_address(host or "")
         return any(address in network for network in self.exempt)
 
-    def _refused(self, key: int, host: str | None) -> None:
+    def _refused(self, key: int, kind: str, limit: int) -> None:
         if key in self._reported:
             return
         self._reported.add(key)
         if self.observe is not None:
-            self.observe("http.connections.refused", ip=host, limit=self.limit)
+            self.observe("http.connections.refused", ip=_host(key), over=kind, limit=limit)
         else:
-            log.warning("http.connections.refused limit=%d", self.limit)
+            log.warning("http.connections.refused over=%s limit=%d", kind, limit)
+
+
+def _host(key: int) -> str:
+    """The address (IPv6: the /64) a key counts."""
+    if key < 1 << 32:
+        return str(ipaddress.IPv4Address(key))
+    return f"{ipaddress.IPv6Address((key & ((1 << 64) - 1)) << 64)}/64"
 
 
 def refusal(

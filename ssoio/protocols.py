@@ -129,6 +129,9 @@ class HttpProtocol(HttpToolsProtocol):
             return
         self._unset_keepalive_if_required()
         if self._awaiting_head:
+            if not self._head_bytes and self._lease is not None and not self._lease.begin_head():
+                self.transport.close()  # too many heads in progress from this address
+                return
             self._head_bytes += len(data)
         try:
             self.parser.feed_data(data)
@@ -196,6 +199,8 @@ class HttpProtocol(HttpToolsProtocol):
         if self._content_length > self.limits.body:
             self._stop(_TOO_LARGE, f"the body is over {self.limits.body} bytes")
         self._awaiting_head = self._head_begun = False
+        if self._lease is not None:
+            self._lease.end_head()
         self._arm(self.limits.body_timeout_s)
         super().on_headers_complete()
 

@@ -66,7 +66,7 @@ def uvicorn_options(server: SsoServer) -> dict[str, Any]:
     # a long-polling POST is bounded by Engine.IO's own limit (its transport guard)
     limits = HttpLimits.of(settings, body_at_least=server.sio.eio.max_http_buffer_size)
     ledger = ConnectionLedger(settings.max_connections_per_address, settings.trusted_proxies,
-                              server.observe)  # fmt: skip
+                              server.observe, settings.max_partial_heads_per_address)  # fmt: skip
     return {
         "http": HttpProtocol.bound(limits, ledger),
         "ws": WebSocketProtocol,

@@ -47,6 +47,7 @@ class ServerSettings(Section):
     header_timeout_s: float = Field(10, gt=0, le=600)
     body_timeout_s: float = Field(20, gt=0, le=3600)
     max_connections_per_address: int = Field(4000, ge=1)
+    max_partial_heads_per_address: int = Field(256, ge=1)
 
 
 class RealtimeSettings(Section):

@@ -250,8 +250,8 @@ async def test_connections_per_address_are_capped(capped: Node) -> None:
         assert refused >= 6, (len(kept), refused)
         audit = capped.logs.audit("http.connections.refused")
         assert len(audit) == 1, audit
-        assert audit[0]["ip"] == "127.0.0.1"
-        assert audit[0]["limit"] == CAP
+        assert audit[0] == {"event": "http.connections.refused", "ip": "127.0.0.1",
+                            "over": "connections", "limit": CAP}  # fmt: skip
         assert capped.server.metrics is not None
         scrape = capped.server.metrics.render().decode()
         assert 'ssoio_security_events_total{kind="connections_per_address_refused"} 1.0' in scrape
@@ -266,6 +266,31 @@ async def test_connections_per_address_are_capped(capped: Node) -> None:
         for client in kept:
             client.close()
     await capped.assert_healthy()
+
+
+async def test_heads_in_progress_per_address_are_capped(rsa_key: SigningKey) -> None:
+    """server.max_partial_heads_per_address: slow heads from one address hold at most
+    that many x max_header_bytes; a connection starting one more head is closed at once.
+    Once they end, requests are served again."""
+    settings = settings_from(server={"max_partial_heads_per_address": 4})
+    async with running_node(settings, key=rsa_key) as node:
+        await node.begin_case()
+        slow = [await RawHttp.open(node.url) for _ in range(6)]
+        try:
+            for client in slow:
+                await client.send([b"GET /healthz HTTP/1.1\r\nX-Slow: " + b"a" * 30_000])
+            await asyncio.sleep(0.3)
+            refused = [client for client in slow if client.closed.is_set()]
+            assert len(refused) == 2, len(refused)
+            assert all(client.received == b"" for client in refused)
+            audit = node.logs.audit("http.connections.refused")
+            assert [(a["over"], a["limit"]) for a in audit] == [("partial_heads", 4)]
+        finally:
+            for client in slow:
+                client.close()
+        await asyncio.sleep(0.2)
+        assert await healthz(node.url) == 200
+        await node.assert_healthy()
 
 
 async def test_trusted_proxies_are_not_capped(rsa_key: SigningKey) -> None:
