@@ -148,8 +148,11 @@ class HttpProtocol(HttpToolsProtocol):
                 self.logger.warning("Invalid HTTP request received.")
                 self.send_400_response("Invalid HTTP request received.")
             return
-        if self._awaiting_head and self._head_bytes > self.limits.head:
-            self._refuse(_HEADERS_TOO_LARGE, "the request head is too large")
+        if self._awaiting_head:
+            if self._head_bytes > self.limits.head:
+                self._refuse(_HEADERS_TOO_LARGE, "the request head is too large")
+        elif self._deadline is None:  # a body is on its way (most come with their head)
+            self._arm(self.limits.body_timeout_s)
 
     def handle_websocket_upgrade(self) -> None:
         self._disarm()  # the WebSocket's own deadlines take over (Engine.IO's, ssoio's)
@@ -201,7 +204,7 @@ class HttpProtocol(HttpToolsProtocol):
         self._awaiting_head = self._head_begun = False
         if self._lease is not None:
             self._lease.end_head()
-        self._arm(self.limits.body_timeout_s)
+        self._disarm()  # the body's deadline is armed if it does not come in this read
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:

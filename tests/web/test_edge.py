@@ -118,9 +118,11 @@ def test_refusals_are_complete_closing_answers() -> None:
                                              "message": "over 1024 bytes"}}  # fmt: skip
 
 
-def problems_of(**sections: dict[str, Any]) -> dict[str, str]:
+def problems_of(
+    server: dict[str, Any] | None = None, tokens: dict[str, Any] | None = None
+) -> dict[str, str]:
     try:
-        settings_from(**sections)
+        settings_from(server=server or {}, tokens=tokens or {})
     except ConfigError as refused:
         return {problem.path: problem.message for problem in refused.problems}
     return {}
