@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import socketio
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
@@ -135,7 +136,7 @@ class SsoServer:
             lifespan=self.lifespan,
             # Anything a route did not answer itself (the shared session store down...)
             # still gets its code, never a bare 500.
-            exception_handlers={SsoioError: _ssoio_error},
+            exception_handlers={SsoioError: _ssoio_error, ClientDisconnect: _client_gone},
         )
         socket_app = socketio.ASGIApp(self.sio, other_asgi_app=self.http_app)
         checked = TransportGuard(
@@ -298,6 +299,10 @@ class SsoServer:
 RESTART_KEYS = (
     "server.host", "server.port", "server.public_url", "server.tls",
     "server.websocket_compression", "server.trusted_proxies", "realtime.max_payload_bytes",
+    "server.max_request_line_bytes", "server.max_header_line_bytes", "server.max_header_bytes",
+    "server.max_headers", "server.max_body_bytes", "server.header_timeout_s",
+    "server.body_timeout_s", "server.max_connections_per_address",
+    "server.max_partial_heads_per_address",
     "realtime.ping_interval_s", "realtime.ping_timeout_s", "policy.namespaces", "api",
     "login", "logging", "metrics", "cluster",
 )  # fmt: skip
@@ -306,6 +311,12 @@ RESTART_KEYS = (
 async def _ssoio_error(_request: Any, error: Exception) -> Response:
     assert isinstance(error, SsoioError)
     return error_response(error)
+
+
+async def _client_gone(_request: Any, _error: Exception) -> Response:
+    # The client went away, or the HTTP edge closed a request whose body came too slowly
+    # or grew too large (ssoio.protocols): nobody reads this answer, and nothing failed.
+    return Response(status_code=400)
 
 
 def client_routes() -> list[Route]:

@@ -37,6 +37,7 @@ _SECURITY_EVENTS = {
     "cluster.up": "cluster_up",
     "cluster.ratelimit.fallback": "cluster_ratelimit_fallback",
     "server.drain": "drain",
+    "http.connections.refused": "connections_per_address_refused",
 }
 
 

@@ -3,6 +3,7 @@
 * httptools and websockets-sansio, each handshake parsed once (``ssoio.protocols``); the
   legacy websockets implementation calls ``inspect.signature()`` per connection (13% of
   connect CPU here);
+* the HTTP edge's bounds on every request and client address (``ssoio.edge``);
 * permessage-deflate only when configured: it triples memory per connection;
 * raised GC thresholds (``process.tune_garbage_collector``);
 * no access log: request lines carry query strings, and a client may put a token there;
@@ -31,6 +32,7 @@ from starlette.applications import Starlette
 from ssoio.app import SsoServer
 from ssoio.config.model import Settings
 from ssoio.config.operations import LoggingSettings, TlsSettings
+from ssoio.edge import ConnectionLedger, HttpLimits
 from ssoio.errors import ConfigError
 from ssoio.process import tune_garbage_collector
 from ssoio.protocols import HttpProtocol, WebSocketProtocol
@@ -56,12 +58,18 @@ def uvicorn_options(server: SsoServer) -> dict[str, Any]:
     """``uvicorn.Config`` keyword arguments for ``server``, except app, host and port
     (the test suite runs nodes with them)."""
     settings = server.settings.server
-    # websockets reads a handshake header line of at most 8 KiB; a client may send a token
-    # of up to tokens.max_bytes in its Authorization header (RFC 6750 §2.1)
-    header_line = server.settings.tokens.max_bytes + 1024
-    websockets.http11.MAX_LINE_LENGTH = max(websockets.http11.MAX_LINE_LENGTH, header_line)
+    # websockets reads a handshake header line of at most 8 KiB and 128 headers; ssoio's
+    # own bounds (server.max_header_line_bytes, at least tokens.max_bytes + 1024: a client
+    # may send its token in the Authorization header, RFC 6750 §2.1) apply to every route
+    http11 = websockets.http11
+    http11.MAX_LINE_LENGTH = max(http11.MAX_LINE_LENGTH, settings.max_header_line_bytes)
+    http11.MAX_NUM_HEADERS = max(http11.MAX_NUM_HEADERS, settings.max_headers)
+    # a long-polling POST is bounded by Engine.IO's own limit (its transport guard)
+    limits = HttpLimits.of(settings, body_at_least=server.sio.eio.max_http_buffer_size)
+    ledger = ConnectionLedger(settings.max_connections_per_address, settings.trusted_proxies,
+                              server.observe, settings.max_partial_heads_per_address)  # fmt: skip
     return {
-        "http": HttpProtocol,
+        "http": HttpProtocol.bound(limits, ledger),
         "ws": WebSocketProtocol,
         "ws_per_message_deflate": settings.websocket_compression,
         # uvicorn's default buffers frames of up to 16 MiB before ssoio sees them (10

@@ -8,7 +8,8 @@ these deviations, because every soak client comes from 127.0.0.1 and shares five
 
 * ``limits.connects_per_ip`` and ``limits.failed_auth_per_ip``: rate/burst ``--ip-limit``
   (the hostile clients' failed authentications would otherwise lock the valid ones out);
-* ``realtime.max_unauthenticated_per_ip``: ``--ip-limit``;
+* ``realtime.max_unauthenticated_per_ip``, ``server.max_connections_per_address`` and
+  ``server.max_partial_heads_per_address``: ``--ip-limit``;
 * ``limits.events_per_user``: rate ``--user-events`` / burst twice that (hundreds of
   connections per user at once; the per-connection limit stays at its default);
 * ``realtime.expiry_warning_s``: ``--expiry-warning`` (short-lived tokens);
@@ -70,6 +71,8 @@ def settings_document(args: argparse.Namespace) -> dict[str, Any]:
     doc["limits"]["failed_auth_per_ip"] = ip_limit
     doc["limits"]["events_per_user"] = {"rate": args.user_events, "burst": 2 * args.user_events}
     doc["realtime"]["max_unauthenticated_per_ip"] = args.ip_limit
+    doc["server"]["max_connections_per_address"] = args.ip_limit
+    doc["server"]["max_partial_heads_per_address"] = args.ip_limit
     doc["realtime"]["expiry_warning_s"] = args.expiry_warning
     doc["logging"]["level"] = args.log_level
     doc["logging"]["format"] = args.log_format

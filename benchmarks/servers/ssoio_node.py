@@ -12,7 +12,9 @@ Deviations from the defaults, all because every benchmark client comes from 127.
 ``limits.connects_per_ip``, ``limits.events_per_connection`` and ``limits.events_per_user``
 are raised to rate 100000 / burst 100000, and ``realtime.max_unauthenticated_per_ip`` to
 100000 (the connect storm has up to 50 Engine.IO sessions from one address waiting for
-their authenticated connect at once; the default allows 20). Logging is at WARNING so the
+their authenticated connect at once; the default allows 20), and
+``server.max_connections_per_address`` and ``server.max_partial_heads_per_address`` to
+1000000 (the fan-out holds 5,000 connections from 127.0.0.1). Logging is at WARNING so the
 per-connect audit lines cost no I/O. The process is otherwise set up as ``ssoio serve``
 does: ``tune_garbage_collector()`` and ``uvicorn_config(...)``.
 
@@ -66,7 +68,13 @@ def settings_document(
     """The benchmark node's configuration, as a parsed TOML document (with a ``[cluster]``
     table when ``redis_url`` is given)."""
     document: dict[str, Any] = {
-        "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "public_url": f"http://127.0.0.1:{port}",
+            "max_connections_per_address": 1_000_000,
+            "max_partial_heads_per_address": 1_000_000,
+        },
         "realtime": {"max_unauthenticated_per_ip": 100_000},
         "limits": {
             "connects_per_ip": HIGH,

@@ -37,6 +37,17 @@ class ServerSettings(Section):
     trusted_proxies: tuple[str, ...] = ()
     tls: TlsSettings = TlsSettings()
     shutdown_grace_s: float = Field(10, ge=0, le=300)
+    # The HTTP edge, below every route (ssoio.edge): request head and body sizes, read
+    # deadlines against slow clients, open TCP connections per client address.
+    max_request_line_bytes: int = Field(8192, ge=256, le=1024 * 1024)
+    max_header_line_bytes: int = Field(32768, ge=1024, le=8 * 1024 * 1024)
+    max_header_bytes: int = Field(65536, ge=2048, le=16 * 1024 * 1024)
+    max_headers: int = Field(100, ge=16, le=10_000)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    header_timeout_s: float = Field(10, gt=0, le=600)
+    body_timeout_s: float = Field(20, gt=0, le=3600)
+    max_connections_per_address: int = Field(4000, ge=1)
+    max_partial_heads_per_address: int = Field(256, ge=1)
 
 
 class RealtimeSettings(Section):

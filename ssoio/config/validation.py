@@ -25,6 +25,7 @@ def semantic_problems(settings: Settings) -> list[Problem]:
         *policy_problems(settings),
         *_login(settings),
         *_operations(settings),
+        *_http_edge(settings),
         *trusted_proxy_problems(settings),
         *production_problems(settings),
     ]
@@ -39,6 +40,21 @@ def _operations(settings: Settings) -> list[Problem]:
         problems.append(Problem("server.tls", "cert_file and key_file go together"))
     if settings.metrics.port and settings.metrics.port == settings.server.port:
         problems.append(Problem("metrics.port", "must differ from server.port (0: same listener)"))
+    return problems
+
+
+def _http_edge(settings: Settings) -> list[Problem]:
+    server = settings.server
+    problems = []
+    # RFC 6750 §2.1: a client sends its token in one header line, "Authorization: Bearer"
+    token_line = settings.tokens.max_bytes + 1024
+    if server.max_header_line_bytes < token_line:
+        needed = f"must be at least tokens.max_bytes + 1024 ({token_line})"
+        problems.append(Problem("server.max_header_line_bytes", needed))
+    head = server.max_request_line_bytes + server.max_header_line_bytes
+    if server.max_header_bytes < head:
+        needed = f"must be at least max_request_line_bytes + max_header_line_bytes ({head})"
+        problems.append(Problem("server.max_header_bytes", needed))
     return problems
 
 

@@ -36,6 +36,7 @@ class Transport(asyncio.Transport):
         super().__init__()
         self.writes: list[bytes] = []
         self.closed = False
+        self.eof = False  # half-closed (RFC 9112 §9.6: the server drains, then closes)
         self.protocol: Any = None
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -51,6 +52,12 @@ class Transport(asyncio.Transport):
 
     def close(self) -> None:
         self.closed = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self.protocol = protocol
@@ -207,7 +214,9 @@ async def test_a_refused_handshake_is_answered_and_closed(
     transport = connect(app, request_bytes, deflate=deflate)
     await settle()
     assert b"".join(transport.writes).startswith(b"HTTP/1.1 " + status), transport.writes
-    assert transport.closed
+    # closed; or, refused by the HTTP edge's limits (414, 431), half-closed while the rest
+    # of the request is drained (ssoio.protocols.HttpProtocol._linger)
+    assert transport.closed or (transport.eof and status in (b"414", b"431"))
     assert app.scopes == []  # the application never saw it
 
 
