@@ -27,9 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ssoio.addresses import network_key
 from ssoio.config.server import ServerSettings
 
-__all__ = ["ConnectionLedger", "HttpLimits", "Lease", "address_key", "refusal"]
+__all__ = ["ConnectionLedger", "HttpLimits", "Lease", "refusal"]
 
 log = logging.getLogger(__name__)
 
@@ -63,27 +64,12 @@ class HttpLimits:
         )
 
 
-def address_key(host: str | None) -> int | None:
-    """The key a client address is counted under: an IPv4 address, an IPv6 /64 (an
-    IPv4-mapped IPv6 address counts as its IPv4 address). None: not an IP address."""
-    try:
-        address = ipaddress.ip_address(host or "")
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address):
-        mapped = address.ipv4_mapped
-        if mapped is None:
-            return (int(address) >> 64) | (1 << 64)  # above every IPv4 address
-        address = mapped
-    return int(address)
-
-
 class Lease:
     """One open connection counted in a ``ConnectionLedger``; released once."""
 
     __slots__ = ("_in_head", "_key", "_ledger")
 
-    def __init__(self, ledger: ConnectionLedger | None, key: int) -> None:
+    def __init__(self, ledger: ConnectionLedger | None, key: str) -> None:
         self._ledger = ledger
         self._key = key
         self._in_head = False
@@ -108,7 +94,7 @@ class Lease:
             ledger.release(self._key)
 
 
-_UNCOUNTED = Lease(None, 0)
+_UNCOUNTED = Lease(None, "")
 
 
 class ConnectionLedger:
@@ -140,14 +126,14 @@ class ConnectionLedger:
             ipaddress.ip_network(value, strict=False) for value in exempt
         )
         self.observe = observe
-        self.open: dict[int, int] = {}
-        self.heads: dict[int, int] = {}
-        self._reported: set[int] = set()
+        self.open: dict[str, int] = {}
+        self.heads: dict[str, int] = {}
+        self._reported: set[str] = set()
 
     def admit(self, host: str | None) -> Lease | None:
         """A lease for a new connection from ``host``, or None when its address is at
         its cap (the caller closes the connection)."""
-        key = address_key(host)
+        key = network_key(host)
         if key is None or self._exempt(host):
             return _UNCOUNTED
         count = self.open.get(key, 0)
@@ -157,13 +143,13 @@ class ConnectionLedger:
         self.open[key] = count + 1
         return Lease(self, key)
 
-    def release(self, key: int) -> None:
+    def release(self, key: str) -> None:
         count = self.open.pop(key, 0) - 1
         if count > 0:
             self.open[key] = count
         self._settle(key)
 
-    def begin_head(self, key: int) -> bool:
+    def begin_head(self, key: str) -> bool:
         count = self.heads.get(key, 0)
         if count >= self.partial_limit:
             self._refused(key, "partial_heads", self.partial_limit)
@@ -171,13 +157,13 @@ class ConnectionLedger:
         self.heads[key] = count + 1
         return True
 
-    def end_head(self, key: int) -> None:
+    def end_head(self, key: str) -> None:
         count = self.heads.pop(key, 0) - 1
         if count > 0:
             self.heads[key] = count
         self._settle(key)
 
-    def _settle(self, key: int) -> None:
+    def _settle(self, key: str) -> None:
         # reported again once under half of each cap: an address holding its cap, one
         # connection closing and another refused, does not write a line each time
         if (
@@ -193,21 +179,14 @@ class ConnectionLedger:
         address = ipaddress.ip_address(host or "")
         return any(address in network for network in self.exempt)
 
-    def _refused(self, key: int, kind: str, limit: int) -> None:
+    def _refused(self, key: str, kind: str, limit: int) -> None:
         if key in self._reported:
             return
         self._reported.add(key)
         if self.observe is not None:
-            self.observe("http.connections.refused", ip=_host(key), over=kind, limit=limit)
+            self.observe("http.connections.refused", ip=key, over=kind, limit=limit)
         else:
             log.warning("http.connections.refused over=%s limit=%d", kind, limit)
-
-
-def _host(key: int) -> str:
-    """The address (IPv6: the /64) a key counts."""
-    if key < 1 << 32:
-        return str(ipaddress.IPv4Address(key))
-    return f"{ipaddress.IPv6Address((key & ((1 << 64) - 1)) << 64)}/64"
 
 
 def refusal(

@@ -6,8 +6,9 @@ line, a regular expression per header) before checking it; the WebSocket protoco
 asks the socket for both addresses a second time, and the application's first message
 (Engine.IO's OPEN packet) costs a write of its own after the 101 answer. Here:
 
-* the request httptools parsed is handed over as it is, under the limits websockets'
-  parser enforces (line length, number of headers, characters, no body);
+* the request httptools parsed is handed over as it is, under ssoio's HTTP limits
+  (``ssoio.edge``, every request) and the checks websockets' parser makes besides sizes
+  (field characters, no body);
 * a plain RFC 6455 §4.2.1 handshake is answered here, with the answer websockets gives it
   (``_Handshake.plain_answer``, held to websockets' own by a differential test); anything
   else, and every handshake when permessage-deflate is configured, is answered by
@@ -38,7 +39,6 @@ from typing import Any, ClassVar, NamedTuple, cast
 from urllib.parse import unquote
 
 import httptools
-import websockets.http11
 from uvicorn._types import ASGISendEvent, WebSocketScope
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -500,15 +500,10 @@ class _Handshake(NamedTuple):
         return f"HTTP/{self.version}"
 
     def refusal(self) -> _Refusal | None:
-        """What websockets' request parser would refuse (``websockets.http11``: line
-        length, number of headers, header characters; no body)."""
-        limit = websockets.http11.MAX_LINE_LENGTH
-        if len(self.target) + len(self.method) + 10 > limit:
-            return _Refusal(http.HTTPStatus.REQUEST_URI_TOO_LONG, "the request line is too long")
-        if len(self.headers) > websockets.http11.MAX_NUM_HEADERS:
-            return _Refusal(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "too many headers")
-        if any(len(name) + len(value) + 2 > limit for name, value in self.headers):
-            return _Refusal(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "a header is too long")
+        """What websockets' request parser would refuse besides sizes (``websockets.http11``:
+        header characters; no body). Sizes (request line, header lines, number of headers)
+        were bounded for every request by ``HttpProtocol``'s limits (``ssoio.edge``) before
+        the upgrade; websockets' own are process-wide constants ssoio does not patch."""
         values = b"".join(value for _, value in self.headers)
         if not self.target.isascii() or values.translate(None, _FIELD_VALUE_BYTES):
             return _Refusal(http.HTTPStatus.BAD_REQUEST, "the request is not valid")

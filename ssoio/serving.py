@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-import websockets.http11
 from starlette.applications import Starlette
 
 from ssoio.app import SsoServer
@@ -58,12 +57,6 @@ def uvicorn_options(server: SsoServer) -> dict[str, Any]:
     """``uvicorn.Config`` keyword arguments for ``server``, except app, host and port
     (the test suite runs nodes with them)."""
     settings = server.settings.server
-    # websockets reads a handshake header line of at most 8 KiB and 128 headers; ssoio's
-    # own bounds (server.max_header_line_bytes, at least tokens.max_bytes + 1024: a client
-    # may send its token in the Authorization header, RFC 6750 §2.1) apply to every route
-    http11 = websockets.http11
-    http11.MAX_LINE_LENGTH = max(http11.MAX_LINE_LENGTH, settings.max_header_line_bytes)
-    http11.MAX_NUM_HEADERS = max(http11.MAX_NUM_HEADERS, settings.max_headers)
     # a long-polling POST is bounded by Engine.IO's own limit (its transport guard)
     limits = HttpLimits.of(settings, body_at_least=server.sio.eio.max_http_buffer_size)
     ledger = ConnectionLedger(settings.max_connections_per_address, settings.trusted_proxies,

@@ -33,6 +33,10 @@ class DevClient(Section):
     redirect_uris: tuple[Url, ...] = ()
     post_logout_redirect_uris: tuple[Url, ...] = ()
     backchannel_logout_uri: Url | None = None
+    # Claims of this client's client-credentials tokens (the tenant a backend acts for:
+    # ssoio's API disconnects reach only connections that share api.disconnect's
+    # same_attributes with the caller)
+    claims: dict[str, str] = Field(default_factory=dict)
 
     @property
     def public(self) -> bool:

@@ -69,7 +69,7 @@ class DevAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
     def _token_generator(self) -> BearerTokenGenerator:
         def access_token(client: DevClient, grant_type: str, user: Any, scope: str) -> str:
-            return self._signer.access_token(client.client_id, user, scope)
+            return self._signer.access_token(client.client_id, user, scope, client.claims)
 
         def expires_in(client: DevClient, grant_type: str) -> int:
             return self._signer.access_ttl_s

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from joserfc import jwt
@@ -48,9 +49,15 @@ class TokenSigner:
         self._keys = keys
         self._clock = clock
 
-    def access_token(self, client_id: str, user: SessionUser | None, scope: str) -> str:
-        """RFC 9068 §2.2; a client-credentials token (no user) is about the client itself."""
+    def access_token(
+        self, client_id: str, user: SessionUser | None, scope: str,
+        client_claims: Mapping[str, str] | None = None,
+    ) -> str:  # fmt: skip
+        """RFC 9068 §2.2; a client-credentials token (no user) is about the client itself,
+        with ``client_claims`` (the client's configured claims) added."""
         claims = self._claims(self.audience, self.access_ttl_s)
+        if user is None:
+            claims.update(client_claims or {})
         claims.update(sub=user.user.username if user else client_id, client_id=client_id)
         claims["azp"] = client_id  # Keycloak's name for the client; ssoio's keycloak preset
         if scope:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ssoio.addresses import client_key
 from ssoio.audit import Observer
 from ssoio.clock import Clock
 from ssoio.cluster.bus import ClusterBus
@@ -51,28 +51,12 @@ from ssoio.realtime.lifetime import Due, Scheduler
 from ssoio.realtime.origins import OriginPolicy
 from ssoio.realtime.ratelimit import RateLimiter, TokenBucket
 
-__all__ = ["Gateway", "Handler", "SessionResolver", "Transport", "client_key", "room_key"]
+__all__ = ["Gateway", "Handler", "SessionResolver", "Transport", "room_key"]
 
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "ssoio_session"
 Handler = Callable[[Principal, dict[str, Any]], Awaitable[Mapping[str, Any] | None]]
-
-
-def client_key(ip: str) -> str:
-    """What the per-IP limits count a client address as: the address itself, an IPv6
-    address's /64 (RFC 6177 §2, RFC 7136: an end site gets a /64 at least, its hosts
-    pick their interface identifiers freely; counted per address, one host would have
-    2^64 budgets), an IPv4-mapped IPv6 address's IPv4 address (RFC 4291 §2.5.5.2)."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip  # not an address (a test transport, a Unix socket): as given
-    if isinstance(address, ipaddress.IPv4Address):
-        return ip
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(ipaddress.IPv6Network((int(address), 64), strict=False))
 
 
 def room_key(room: str) -> str:

@@ -238,7 +238,10 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             await super()._handle_eio_message(eio_sid, data)
         except Exception as exc:  # malformed packet: close, one line, no stack trace
             log.warning("socketio.packet.malformed kind=%s", type(exc).__name__)
-            await self.eio.disconnect(eio_sid)
+            # never eio.disconnect (see close_session): over long-polling it waited for a
+            # GET the closed session could no longer get, holding this POST, its task and
+            # its memory until the node stopped, for any client without a credential
+            await self.close_session(eio_sid)
 
     async def _refuse_packet(
         self, eio_sid: str, header: re.Match[str] | None, error: SsoioError

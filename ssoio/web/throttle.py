@@ -8,32 +8,15 @@ in at once. IPv6 clients are keyed by their /64: one subscriber usually holds a 
 
 from __future__ import annotations
 
-import ipaddress
-
 from starlette.requests import Request
 
+from ssoio.addresses import client_key
 from ssoio.clock import Clock
 from ssoio.config.server import BucketSettings
 from ssoio.realtime.gateway import Limiter
 from ssoio.realtime.ratelimit import RateLimiter
 
-__all__ = ["AddressLimit", "address_key"]
-
-
-def address_key(host: str | None) -> str:
-    """The rate-limit key of a client address: IPv4 as is (an IPv4-mapped IPv6 address
-    too), IPv6 by its /64 network, anything unparsable as given."""
-    if not host:
-        return "-"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host[:64]
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
+__all__ = ["AddressLimit"]
 
 
 class AddressLimit:
@@ -47,4 +30,4 @@ class AddressLimit:
         # request.client is the peer, or the forwarded client when the peer is one of
         # server.trusted_proxies (uvicorn's proxy headers, see serving.py)
         host = request.client.host if request.client else None
-        return await self.limiter.allow(address_key(host))
+        return await self.limiter.allow(client_key(host))

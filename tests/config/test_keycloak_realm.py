@@ -155,6 +155,8 @@ def apply_mapper(claims: Json, mapper: Json, user: Json, roles: set[str], sub: s
         claims["name"] = f"{user['firstName']} {user['lastName']}"
     elif kind == "oidc-audience-mapper":
         claims["aud"] = [*claims["aud"], config["included.custom.audience"]]
+    elif kind == "oidc-hardcoded-claim-mapper":
+        set_claim(claims, claim, config["claim.value"])
 
 
 def access_token(client_id: str, user: Json, roles: set[str], requested: tuple[str, ...]) -> Json:
@@ -481,6 +483,10 @@ class TestTokensThroughPolicy:
         assert claims["aud"] == ["ssoio-api"]
         found = Policy(settings()).principal_from_claims(claims, "primary")
         assert parse(settings().api.requires)(found)
+        # api.clients names it, and its tenant scopes its API disconnects
+        assert found.client_id in settings().api.clients
+        assert claims["tenant"] == "acme"
+        assert settings().api.disconnect.same_attributes == ("tenant",)
 
     def test_user_tokens_may_not_call_the_server_api(self) -> None:
         requirement = parse(settings().api.requires)

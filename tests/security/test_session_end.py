@@ -225,6 +225,28 @@ class TestEverySessionEndClosesTheTransport:
             assert (status, frames) == (200, ["1"])
         await live.assert_healthy()
 
+    @pytest.mark.parametrize("packet", ["4hello", "42[", '42["chat:send",{', "4" + "[" * 500])
+    async def test_a_malformed_socketio_packet_over_long_polling(
+        self, live: Node, packet: str
+    ) -> None:
+        """Found by the protocol conformance tests: the POST carrying a packet python-socketio
+        cannot decode was never answered (python-engineio's disconnect waited for a GET the
+        closed session could no longer get), holding its request, its task and ~43 KiB
+        until the node stopped, for any client without a credential. Now it is answered,
+        the session closed, and the pending GET ends."""
+        async with httpx.AsyncClient() as http:
+            session = await PollingSession.open(http, live.url)
+            pending = asyncio.create_task(session.get(timeout_s=CLOSE_WAIT_S + 1))
+            await asyncio.sleep(0.05)  # the GET is waiting on the server
+            response = await asyncio.wait_for(session.post(packet), CLOSE_WAIT_S)
+            assert response.status_code in (200, 400)
+            status, frames = await asyncio.wait_for(pending, CLOSE_WAIT_S)
+            assert status == 200
+            assert frames in (["1"], ["6"]), frames
+            assert await eventually(lambda: session.sid not in live.server.sio.eio.sockets)
+        assert not live.server.sio.pending_events
+        await live.assert_healthy()
+
 
 async def test_close_cannot_hold_sockets_beyond_the_per_ip_cap(live: Node) -> None:
     """README realtime.max_unauthenticated_per_ip: a client opening sessions and ending

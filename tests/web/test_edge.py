@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from ssoio.edge import ConnectionLedger, address_key, refusal
+from ssoio.addresses import network_key
+from ssoio.edge import ConnectionLedger, refusal
 from ssoio.errors import ConfigError
 from tests.security.harness import settings_from
 
@@ -33,7 +34,7 @@ from tests.security.harness import settings_from
 def test_addresses_are_counted_by_ipv4_address_and_ipv6_64(
     one: str, other: str, same: bool
 ) -> None:
-    assert (address_key(one) == address_key(other)) is same
+    assert (network_key(one) == network_key(other)) is same
 
 
 @pytest.mark.parametrize("host", [None, "", "unix:/run/ssoio.sock", "example.com"])
@@ -58,14 +59,14 @@ def test_the_cap_and_its_release() -> None:
     assert events == [refused]
     first.release()
     first.release()  # a lease is released once
-    assert ledger.open[address_key("2001:db8::1") or 0] == 1
+    assert ledger.open[network_key("2001:db8::1") or ""] == 1
     third = ledger.admit("2001:db8::5")
     assert third is not None
     assert ledger.admit("2001:db8::6") is None
     assert len(events) == 1  # at the cap, one closing and another refused: no new line
     second.release()
     third.release()
-    assert address_key("2001:db8::1") not in ledger.open
+    assert network_key("2001:db8::1") not in ledger.open
     assert ledger.admit("2001:db8::7") is not None
     assert ledger.admit("2001:db8::8") is not None
     assert ledger.admit("2001:db8::9") is None

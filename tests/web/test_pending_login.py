@@ -1,31 +1,11 @@
-"""Rate-limit keys of client addresses, and the pre-login cookie refusing what is not its
-own: pure checks (the live behaviour is in test_login_flood.py and test_login_cookies.py)."""
+"""The pre-login cookie refusing what is not its own: pure checks (the live behaviour is in
+test_login_flood.py and test_login_cookies.py)."""
 
 from __future__ import annotations
 
-import pytest
-
 from ssoio.web.pending import PendingLogin, PendingLogins
-from ssoio.web.throttle import address_key
 from tests.security.harness import settings_from
 from tests.support.clock import FakeClock
-
-
-@pytest.mark.parametrize(
-    ("host", "key"),
-    [
-        ("203.0.113.7", "203.0.113.7"),
-        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),  # RFC 6177: a subscriber's /64
-        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
-        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
-        ("::ffff:203.0.113.7", "203.0.113.7"),  # IPv4-mapped: the IPv4 client
-        ("", "-"),
-        (None, "-"),
-        ("not-an-address", "not-an-address"),
-    ],
-)
-def test_address_key(host: str | None, key: str) -> None:
-    assert address_key(host) == key
 
 
 def test_pre_login_cookie_round_trip_and_refusals() -> None:
