@@ -14,9 +14,10 @@ environment's Python, outside the checkout:
 2. ``ssoio check-config config/ssoio.example.toml``;
 3. ``ssoio serve`` of the example configuration against a minimal OpenID provider served
    here (discovery and JWKS on 127.0.0.1; tokens signed with joserfc), ready on /readyz;
-4. a Socket.IO CONNECT with a forged signature is refused (``signature_invalid``), one with
-   a valid access token is accepted, ``room:join`` and ``chat:send`` are acknowledged
-   ``{"ok": true}`` and the relayed ``chat:message`` arrives; Engine.IO long-polling opens;
+4. the WebSocket handshake's 101 answer carries one valid Date; a Socket.IO CONNECT with a
+   forged signature is refused (``signature_invalid``), one with a valid access token is
+   accepted, ``room:join`` and ``chat:send`` are acknowledged ``{"ok": true}`` and the
+   relayed ``chat:message`` arrives; Engine.IO long-polling opens and closes;
 5. SIGTERM: the server drains and stops, with no traceback, error or malformed-packet
    warning in its log;
 6. steps 3 to 5 again with a cluster configuration (a throwaway redis-server), when
@@ -434,9 +435,24 @@ async def _websocket(url: str) -> AsyncIterator[_Socket]:
 
     address = f"ws://{url}/socket.io/?EIO=4&transport=websocket"
     async with connect(address, open_timeout=TIMEOUT_S, close_timeout=TIMEOUT_S) as connection:
+        answer = connection.response
+        _check_answer(answer.headers.get_all("Date") if answer is not None else [])
         socket = _Socket(connection)
         await socket.open()
         yield socket
+
+
+def _check_answer(dates: list[str]) -> None:
+    """ssoio answers the handshake itself and leaves the Date to uvicorn: exactly one,
+    an HTTP-date (RFC 9110 §6.6.1, §5.6.7)."""
+    import email.utils
+
+    try:
+        valid = len(dates) == 1 and email.utils.parsedate_to_datetime(dates[0]) is not None
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise SmokeError(f"the 101 answer's Date headers are {dates!r}, not one HTTP-date")
 
 
 async def _refused_connect(url: str, forged: str) -> None:
