@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_STAMP := tests/interop/node_modules/.installed
 
-.PHONY: install node system-deps lint test demo bench audit lock clean
+.PHONY: install node system-deps lint test smoke-lowest smoke-pinned demo bench audit lock clean
 
 install: $(STAMP)
 
@@ -32,8 +32,21 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: install system-deps node lint
+# smoke-lowest runs before the suite (its last lines stay pytest's summary).
+test: install system-deps node lint smoke-lowest
 	$(BIN)/pytest
+
+# pyproject.toml's ranges, tested: a throwaway virtual environment gets ssoio with every
+# direct dependency at its lowest allowed version (name==floor; transitive ones float),
+# then import, check-config, serve, an authenticated connect, acknowledged events, a clean
+# stop, alone and clustered (scripts/smoke_deps.py). smoke-pinned: the same with
+# constraints.txt. Both install from the package registry (about 30-60 s with a warm pip
+# cache). See docs/operating.md, "Dependency updates".
+smoke-lowest: system-deps
+	$(PYTHON) scripts/smoke_deps.py lowest
+
+smoke-pinned: system-deps
+	$(PYTHON) scripts/smoke_deps.py pinned
 
 demo: install
 	$(BIN)/ssoio demo --config config/ssoio.example.toml --users config/dev-users.toml
