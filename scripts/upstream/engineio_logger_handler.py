@@ -7,6 +7,8 @@ every engineio error twice: once through its own handlers, once as raw text on s
 outside its format. The raw line includes client-chosen text: an unknown ``sid`` query
 value, control characters and all (log injection, terminal escapes).
 
+python-socketio's BaseServer has the same code for the "socketio.server" logger.
+
 The application here logs through a root handler in JSON. Exit status 1: defect present.
 """
 
@@ -17,6 +19,7 @@ import logging
 import sys
 
 import engineio
+import socketio
 import uvicorn
 
 app_lines = []
@@ -59,6 +62,9 @@ async def main():
         sys.stderr = real_stderr
     handlers = logging.getLogger("engineio.server").handlers
     print(f"handlers on 'engineio.server' after AsyncServer(logger=False): {handlers}")
+    socketio.AsyncServer(async_mode="asgi", logger=False, engineio_logger=False)
+    sio_handlers = logging.getLogger("socketio.server").handlers
+    print(f"python-socketio, the same code: 'socketio.server' handlers: {sio_handlers}")
     server, task, port = await serve(engineio.ASGIApp(eio))
     try:
         forged = "%1b[2J%0a2026-01-01%2000:00:00%20CRITICAL%20root:%20forged%20line"
@@ -69,7 +75,7 @@ async def main():
         await asyncio.wait_for(task, 10)
     print(f"the application's handler: {app_lines}")
     print(f"raw text written to stderr by engineio's own handler: {raw.getvalue()!r}")
-    broken = bool(raw.getvalue())
+    broken = bool(raw.getvalue()) or bool(sio_handlers)
     print("RESULT:", "defect reproduced" if broken else "behaves correctly")
     return 1 if broken else 0
 
