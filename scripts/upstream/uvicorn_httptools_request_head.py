@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 HEAD_MIB = 64
@@ -114,7 +115,7 @@ def start(http, port_file):
 
 
 async def main():
-    port_file = f"/tmp/uvicorn-head-{os.getpid()}.port"  # noqa: S108
+    port_file = os.path.join(tempfile.gettempdir(), f"uvicorn-head-{os.getpid()}.port")
     results = {}
     for http in ("httptools", "h11"):
         proc, port = start(http, port_file)
