@@ -105,7 +105,7 @@ async def slow_head(port, seconds=6.0):
 def start(http, port_file):
     if os.path.exists(port_file):
         os.remove(port_file)
-    proc = subprocess.Popen([sys.executable, __file__, "serve", http, port_file])  # noqa: S603
+    proc = subprocess.Popen([sys.executable, __file__, "serve", http, port_file])
     for _ in range(200):
         if os.path.exists(port_file) and os.path.getsize(port_file):
             break

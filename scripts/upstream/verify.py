@@ -49,7 +49,7 @@ def run(script: str, pythonpath: str | None) -> int:
         env["PYTHONPATH"] = pythonpath
     else:
         env.pop("PYTHONPATH", None)
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [sys.executable, str(HERE / script)],
         env=env,
         capture_output=True,
@@ -72,8 +72,8 @@ def patched_copy(diffs: list[Path], into: Path) -> None:
                     shutil.copytree(Path(spec.origin).parent, into / package)
     for diff in diffs:
         with diff.open() as patch_input:
-            subprocess.run(  # noqa: S603
-                ["patch", "-p1", "--quiet", "-d", str(into)],  # noqa: S607
+            subprocess.run(
+                ["patch", "-p1", "--quiet", "-d", str(into)],
                 stdin=patch_input,
                 check=True,
             )

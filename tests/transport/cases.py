@@ -35,8 +35,6 @@ from tests.transport.wire import (
 
 __all__ = [
     "BINARY_REFUSED",
-    "CLOSE_ON_POLLING_LEAVES_POLL",
-    "CLOSE_ON_WEBSOCKET_LEAVES_IT_OPEN",
     "DUPLICATE_POLL_NOT_DETECTED",
     "MISSING_TRANSPORT_IS_POLLING",
     "NOOP_AFTER_UPGRADE",
@@ -109,19 +107,6 @@ DUPLICATE_POLL_NOT_DETECTED = deviates(
     "a second concurrent GET does not end the session: both wait on the session's queue "
     "(ssoio's EngineSocket.poll, as python-engineio's AsyncSocket.poll) and the first one "
     "gets the next ping instead of CLOSE",
-)
-CLOSE_ON_POLLING_LEAVES_POLL = deviates(
-    SSOIO_BUG,
-    "after a client CLOSE the pending GET is left waiting until ping_interval + "
-    "ping_timeout, then answered 400 instead of a noop at once: ssoio's EngineSocket.close "
-    "(like python-engineio's AsyncSocket.close with abort) queues nothing for it",
-)
-CLOSE_ON_WEBSOCKET_LEAVES_IT_OPEN = deviates(
-    SSOIO_BUG,
-    "SECURITY (issues #14/#17): after a client CLOSE the WebSocket stays open: ssoio's "
-    "EngineSocket reader waits without a timeout and the sweep only forgets the closed "
-    "session (python-engineio's read timeout ended it), so any client can hold idle "
-    "sockets past max_unauthenticated_per_ip and unauthenticated_timeout_s",
 )
 NOOP_AFTER_UPGRADE = deviates(
     SSOIO_BUG,

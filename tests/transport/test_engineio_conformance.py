@@ -250,13 +250,11 @@ async def test_heartbeat__websocket__closes_the_session_upon_ping_timeout(peer: 
 # -- close --------------------------------------------------------------------------------
 
 
-@cases.CLOSE_ON_POLLING_LEAVES_POLL
 async def test_close__http_long_polling__forcefully_closes_the_session(peer: Peer) -> None:
     """Engine.IO protocol > close > HTTP long-polling > forcefully closes the session"""
     await cases.close_polling(peer)
 
 
-@cases.CLOSE_ON_WEBSOCKET_LEAVES_IT_OPEN
 async def test_close__websocket__forcefully_closes_the_session(peer: Peer) -> None:
     """Engine.IO protocol > close > WebSocket > forcefully closes the session"""
     await cases.close_websocket(peer)

@@ -158,7 +158,6 @@ async def test_heartbeat__websocket__should_close_the_session_upon_ping_timeout(
 # -- Engine.IO protocol > close -------------------------------------------------------------
 
 
-@cases.CLOSE_ON_POLLING_LEAVES_POLL
 async def test_close__http_long_polling__should_forcefully_close_the_session(
     peer: Peer,
 ) -> None:
@@ -166,7 +165,6 @@ async def test_close__http_long_polling__should_forcefully_close_the_session(
     await cases.close_polling(peer)
 
 
-@cases.CLOSE_ON_WEBSOCKET_LEAVES_IT_OPEN
 async def test_close__websocket__should_forcefully_close_the_session(peer: Peer) -> None:
     """Engine.IO protocol > close > WebSocket > should forcefully close the session"""
     await cases.close_websocket(peer)
@@ -478,15 +476,6 @@ async def test_message__should_close_the_connection_upon_invalid_format_invalid_
 # -- beyond the suites ------------------------------------------------------------------------
 
 
-@deviates(
-    SSOIO_BUG,
-    "SECURITY: a long-polling POST carrying a malformed Socket.IO packet (`4hello`) is "
-    "never answered, and its request task outlives the client: SocketServer."
-    "_handle_eio_message closes the session with eio.disconnect, which waits for a GET to "
-    "drain the queue, and no GET can reach a closed session. The session's "
-    "unauthenticated slot is freed, so max_unauthenticated_per_ip and "
-    "unauthenticated_timeout_s do not bound these requests",
-)
 async def test_beyond_the_suites__a_malformed_socketio_packet_over_long_polling_is_answered(
     peer: Peer,
 ) -> None:
