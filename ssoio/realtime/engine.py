@@ -99,6 +99,10 @@ class PacketQueue(Generic[T]):
     def empty(self) -> bool:
         return not self._items
 
+    def waiting(self) -> bool:
+        """A getter is waiting (a long-poll is pending)."""
+        return bool(self._getters)
+
     def peek(self) -> T | None:
         """The next item, left in the queue (None when empty)."""
         return self._items[0] if self._items else None
@@ -166,6 +170,12 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
     async def poll(self) -> list[Any]:
         """The packets waiting for a long-polling client (at least one, or the session
         ended); the request ends with QueueEmpty after ping_interval + ping_timeout."""
+        if self.queue.waiting():
+            # Engine.IO v4 "Transports": one poll at a time; a second one closes the
+            # session (the pending poll gets CLOSE, this one 400), as the reference server
+            # does; python-engineio let both wait, the first getting the next packet
+            await self.close(wait=False, reason=self.server.reason.TRANSPORT_ERROR)
+            raise exceptions.EngineIOError("duplicate poll")
         try:
             async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
                 first = await self.queue.get()
@@ -356,7 +366,10 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 if probe is None or probe.packet_type != packet.PING or probe.data != "probe":
                     return False
                 await ws.send(packet.Packet(packet.PONG, data="probe").encode())
-                await self.queue.put(packet.Packet(packet.NOOP))  # end the pending poll
+                if self.queue.waiting():  # end the pending poll; queued with none pending,
+                    # it went out over the new WebSocket after the upgrade (a stray NOOP:
+                    # polls that come during the upgrade are answered NOOP anyway)
+                    await self.queue.put(packet.Packet(packet.NOOP))
                 upgrade = await self._next_packet(ws)
             if upgrade is None or upgrade.packet_type != packet.UPGRADE:
                 return False
@@ -451,4 +464,14 @@ class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
             socket = self.sockets.get(args[0])
             if type(socket) is async_socket.AsyncSocket:
                 socket.__class__ = EngineSocket
+                self._advertise_interval(socket)
         return await super()._trigger_event(event, *args, **kwargs)
+
+    def _advertise_interval(self, socket: EngineSocket) -> None:
+        """python-engineio 4.x advertises ``int(ping_interval) * 1000`` in the queued OPEN
+        packet: 0 for any interval under one second, and a truncated one otherwise
+        (Engine.IO v4 "Handshake": milliseconds). The interval it runs, in milliseconds."""
+        opened = socket.queue.peek()
+        if opened is not None and opened.packet_type == packet.OPEN:
+            interval = self.ping_interval + self.ping_interval_grace_period
+            opened.data["pingInterval"] = round(interval * 1000)

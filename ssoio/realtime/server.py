@@ -265,7 +265,14 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         if sid is None or not self.manager.is_connected(sid, namespace):
             return
-        if not isinstance(data, list) or not data or not isinstance(data[0], str):
+        if not isinstance(data, list):
+            # Socket.IO v5 "EVENT": the payload is an array; anything else is a malformed
+            # packet, which closes the session as the others do (the protocol suite's
+            # `42{}`); python-socketio hands it on
+            log.warning("socketio.packet.malformed kind=%s", type(data).__name__)
+            await self.close_session(eio_sid)
+            return
+        if not data or not isinstance(data[0], str):
             await self._ack(eio_sid, namespace, id, _error(InvalidPayload("an event needs a name")))
             return
         if data[0] in RESERVED_EVENTS:

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs
 from engineio import payload
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ssoio.errors import InvalidPayload, PayloadTooLarge
+from ssoio.errors import InvalidPayload, PayloadTooLarge, SsoioError
 from ssoio.realtime.environ import ENGINE_PATH, serves_engine
 from ssoio.web.responses import error_response
 
@@ -65,6 +65,11 @@ class TransportGuard:
         if not serves_engine(str(scope.get("path", "")), self.path):
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
+            if _transport(scope) != "websocket":
+                # python-engineio takes a WebSocket without transport=websocket for a
+                # polling handshake: a session nobody can reach, holding a slot
+                await send({"type": "websocket.close", "code": 1008})
+                return
             frames = _WebSocketFrames(receive, send, self.max_http_bytes)
             await self.app(scope, frames.receive, frames.send)
         elif scope["type"] == "http":
@@ -74,9 +79,9 @@ class TransportGuard:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
-        if "j" in query:
-            refused = error_response(InvalidPayload("JSONP polling is not served"))
-            await refused(scope, receive, send)
+        refused = _refusal(scope, query)
+        if refused is not None:
+            await error_response(refused)(scope, receive, send)
         elif scope["method"] == "POST":
             await self._post(scope, receive, send, query.get("sid", [""])[0])
         else:
@@ -95,10 +100,43 @@ class TransportGuard:
             refused = InvalidPayload(f"more than {MAX_PACKETS} packets in one payload")
             await error_response(refused)(scope, receive, send)
         else:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, _replay(body, receive), _lower_ok(send))
             return
         if sid:
             await self.close_session(sid)
+
+
+def _transport(scope: Scope) -> str:
+    query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
+    return query.get("transport", [""])[0]
+
+
+def _refusal(scope: Scope, query: dict[str, list[str]]) -> SsoioError | None:
+    """What the Engine.IO v4 protocol refuses with 400 and python-engineio 4.x serves:
+    JSONP (``j=``), a request naming no transport (taken for polling), a method other
+    than GET, POST and OPTIONS (CORS preflight); answered 200 and 405 there."""
+    if "j" in query:
+        return InvalidPayload("JSONP polling is not served")
+    if query.get("transport", [""])[0] not in _TRANSPORTS:
+        return InvalidPayload("unknown transport")
+    if scope["method"] not in ("GET", "POST", "OPTIONS"):
+        return InvalidPayload("method not served")
+    return None
+
+
+def _lower_ok(send: Send) -> Send:
+    """python-engineio answers a long-polling POST ``OK``; the Engine.IO v4 protocol (and
+    its reference server and test suite) ``ok``. Same length: the headers stand."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.body" and message.get("body") == b"OK":
+            message = {**message, "body": b"ok"}
+        await send(message)
+
+    return sending
+
+
+_TRANSPORTS = frozenset({"polling", "websocket"})
 
 
 def _content_length(scope: Scope) -> int:

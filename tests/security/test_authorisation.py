@@ -236,8 +236,13 @@ BAD_EVENT_FRAMES: list[tuple[str, str]] = [
     ("Socket.IO v5 §EVENT: no name", "421[]"),
     ("Socket.IO v5 §EVENT: the name is null", "421[null]"),
     ("Socket.IO v5 §EVENT: the name is a list", '421[["connect"],{}]'),
+]
+# Not an array at all: a malformed packet, which closes the session as the others do
+# (the official Socket.IO protocol suite's `42{}`), with or without an ack id
+MALFORMED_EVENT_FRAMES: list[tuple[str, str]] = [
     ("Socket.IO v5 §EVENT: the data is an object", '421{"0":"connect"}'),
     ("Socket.IO v5 §EVENT: the data is a string", '421"connect"'),
+    ("socket.io-protocol test suite: 42{}", "42{}"),
 ]
 
 
@@ -249,6 +254,19 @@ async def test_event_without_a_name(live: Node, source: str, frame: str) -> None
     await socket.send(frame)
     assert code_of(await socket.ack_for(1)) == INVALID, source
     assert live.server.gateway.connections.get(sid) is not None
+    await live.assert_healthy()
+
+
+@pytest.mark.parametrize(
+    ("source", "frame"), MALFORMED_EVENT_FRAMES, ids=[b[0] for b in MALFORMED_EVENT_FRAMES]
+)
+async def test_event_that_is_no_array_closes_the_session(
+    live: Node, source: str, frame: str
+) -> None:
+    socket, sid = await live.client("erin")
+    await socket.send(frame)
+    assert await socket.wait_closed(), source
+    assert live.server.gateway.connections.get(sid) is None
     await live.assert_healthy()
 
 

@@ -21,8 +21,6 @@ from tests.transport.wire import (
     PING_INTERVAL_MS,
     PING_TIMEOUT_MS,
     QUIET_S,
-    SSOIO_BUG,
-    UPSTREAM,
     WAIT_S,
     Peer,
     Polling,
@@ -35,13 +33,6 @@ from tests.transport.wire import (
 
 __all__ = [
     "BINARY_REFUSED",
-    "DUPLICATE_POLL_NOT_DETECTED",
-    "MISSING_TRANSPORT_IS_POLLING",
-    "NOOP_AFTER_UPGRADE",
-    "PING_INTERVAL_TRUNCATED",
-    "POST_ANSWERED_OK_UPPERCASE",
-    "PUT_IS_405",
-    "WEBSOCKET_WITHOUT_TRANSPORT_ACCEPTED",
     "close_polling",
     "close_websocket",
     "echo_answer",
@@ -63,58 +54,11 @@ __all__ = [
 ]
 
 # Why each case ssoio fails today fails (shared: the suites repeat the Engine.IO cases).
-PING_INTERVAL_TRUNCATED = deviates(
-    UPSTREAM,
-    "the OPEN packet advertises pingInterval 0: python-engineio 4.15 sends "
-    "int(ping_interval + grace) * 1000 (AsyncServer._handle_connect, not overridden by "
-    "ssoio), truncating 0.3 s; pings do run every 0.3 s and every other member conforms. "
-    "ssoio's config accepts the sub-second and fractional realtime.ping_interval_s values "
-    "that clients are then told wrong (a bound in ssoio/config/server.py would avoid it)",
-)
-MISSING_TRANSPORT_IS_POLLING = deviates(
-    UPSTREAM,
-    "a polling handshake without `transport` opens a session (200): python-engineio's "
-    "handle_request defaults the transport to polling (`transport=abc` gets 400); "
-    "ssoio's TransportGuard, already in front of these requests, could refuse it",
-)
-PUT_IS_405 = deviates(
-    UPSTREAM,
-    "PUT is answered 405 by python-engineio's handle_request (the POST without a session "
-    "gets 400 from ssoio's TransportGuard); TransportGuard could answer 400",
-)
-WEBSOCKET_WITHOUT_TRANSPORT_ACCEPTED = deviates(
-    UPSTREAM,
-    "a WebSocket request without `transport` is taken for a polling handshake by "
-    "python-engineio's handle_request, and its ASGI driver answers that 200 with "
-    "websocket.accept: the upgrade succeeds (101), nothing is sent, the connection drops "
-    "without a close frame, and a polling session nobody can reach stays open, holding one "
-    "of max_unauthenticated_per_ip until unauthenticated_timeout_s (`transport=abc` is "
-    "refused with 403); TransportGuard could refuse it",
-)
-POST_ANSWERED_OK_UPPERCASE = deviates(
-    UPSTREAM,
-    "python-engineio answers a long-polling POST with the body 'OK' (BaseServer._ok); the "
-    "suite expects 'ok'. Checked last: the rest of the exchange conforms",
-)
 BINARY_REFUSED = deviates(
     DELIBERATE,
     "binary messages are not served: ssoio drops binary Engine.IO messages, which can only "
     "be attachments of binary Socket.IO events, which it refuses (python-socketio would "
     "buffer any number of them); the text part of the exchange conforms",
-)
-DUPLICATE_POLL_NOT_DETECTED = deviates(
-    SSOIO_BUG,
-    "a second concurrent GET does not end the session: both wait on the session's queue "
-    "(ssoio's EngineSocket.poll, as python-engineio's AsyncSocket.poll) and the first one "
-    "gets the next ping instead of CLOSE",
-)
-NOOP_AFTER_UPGRADE = deviates(
-    SSOIO_BUG,
-    "a noop comes over the WebSocket after the upgrade, before the echo: EngineSocket."
-    "_upgrade (copied from python-engineio's AsyncSocket._upgrade_websocket) queues a NOOP "
-    "to end the pending poll, but polls during an upgrade are answered with a NOOP of "
-    "their own (handle_get_request), so the queued one is written to the WebSocket; "
-    "everything before it conforms",
 )
 
 OPEN_KEYS = {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}

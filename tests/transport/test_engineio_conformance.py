@@ -26,7 +26,6 @@ from tests.transport.wire import (
 # -- handshake ----------------------------------------------------------------------------
 
 
-@cases.PING_INTERVAL_TRUNCATED
 async def test_handshake__http_long_polling__successfully_opens_a_session(peer: Peer) -> None:
     """Engine.IO protocol > handshake > HTTP long-polling > successfully opens a session"""
     await cases.handshake_polling_opens(peer)
@@ -40,7 +39,6 @@ async def test_handshake__http_long_polling__fails_with_an_invalid_eio_query_par
     await cases.handshake_polling_bad_eio(peer)
 
 
-@cases.MISSING_TRANSPORT_IS_POLLING
 async def test_handshake__http_long_polling__fails_with_an_invalid_transport_query_parameter(
     peer: Peer,
 ) -> None:
@@ -49,7 +47,6 @@ async def test_handshake__http_long_polling__fails_with_an_invalid_transport_que
     await cases.handshake_polling_bad_transport(peer)
 
 
-@cases.PUT_IS_405
 async def test_handshake__http_long_polling__fails_with_an_invalid_request_method(
     peer: Peer,
 ) -> None:
@@ -58,7 +55,6 @@ async def test_handshake__http_long_polling__fails_with_an_invalid_request_metho
     await cases.handshake_polling_bad_method(peer)
 
 
-@cases.PING_INTERVAL_TRUNCATED
 async def test_handshake__websocket__successfully_opens_a_session(peer: Peer) -> None:
     """Engine.IO protocol > handshake > WebSocket > successfully opens a session"""
     await cases.handshake_websocket_opens(peer)
@@ -74,7 +70,6 @@ async def test_handshake__websocket__fails_with_an_invalid_eio_query_parameter(
     await cases.handshake_websocket_bad_eio(peer)
 
 
-@cases.WEBSOCKET_WITHOUT_TRANSPORT_ACCEPTED
 async def test_handshake__websocket__fails_with_an_invalid_transport_query_parameter(
     peer: Peer,
 ) -> None:
@@ -88,7 +83,6 @@ async def test_handshake__websocket__fails_with_an_invalid_transport_query_param
 # -- message ------------------------------------------------------------------------------
 
 
-@cases.POST_ANSWERED_OK_UPPERCASE
 async def test_message__http_long_polling__sends_and_receives_a_payload_containing_one_plain_text_packet(  # noqa: E501
     peer: Peer,
 ) -> None:
@@ -107,7 +101,6 @@ async def test_message__http_long_polling__sends_and_receives_a_payload_containi
     conform_equal(push.text, "ok")
 
 
-@cases.POST_ANSWERED_OK_UPPERCASE
 async def test_message__http_long_polling__sends_and_receives_a_payload_containing_several_plain_text_packets(  # noqa: E501
     peer: Peer,
 ) -> None:
@@ -165,7 +158,6 @@ async def test_message__http_long_polling__closes_the_session_upon_invalid_packe
     conform_equal(poll.status_code, 400)
 
 
-@cases.DUPLICATE_POLL_NOT_DETECTED
 async def test_message__http_long_polling__closes_the_session_upon_duplicate_poll_requests(
     peer: Peer,
 ) -> None:
@@ -263,7 +255,6 @@ async def test_close__websocket__forcefully_closes_the_session(peer: Peer) -> No
 # -- upgrade ------------------------------------------------------------------------------
 
 
-@cases.NOOP_AFTER_UPGRADE
 async def test_upgrade__successfully_upgrades_from_http_long_polling_to_websocket(
     peer: Peer,
 ) -> None:
@@ -275,7 +266,6 @@ async def test_upgrade__successfully_upgrades_from_http_long_polling_to_websocke
     await cases.upgrade_succeeds(peer, echo=True)
 
 
-@cases.NOOP_AFTER_UPGRADE
 async def test_upgrade__ignores_http_requests_with_same_sid_after_upgrade(peer: Peer) -> None:
     """Engine.IO protocol > upgrade > ignores HTTP requests with same sid after upgrade
 
@@ -283,7 +273,6 @@ async def test_upgrade__ignores_http_requests_with_same_sid_after_upgrade(peer: 
     await cases.upgrade_ignores_http(peer, echo=True)
 
 
-@cases.NOOP_AFTER_UPGRADE
 async def test_upgrade__ignores_websocket_connection_with_same_sid_after_upgrade(
     peer: Peer,
 ) -> None:

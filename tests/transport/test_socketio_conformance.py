@@ -20,7 +20,6 @@ from tests.transport import cases
 from tests.transport.wire import (
     DELIBERATE,
     QUIET_S,
-    SSOIO_BUG,
     WAIT_S,
     Peer,
     Wire,
@@ -62,7 +61,6 @@ BINARY_EVENTS_REFUSED = deviates(
 # -- Engine.IO protocol > handshake ---------------------------------------------------------
 
 
-@cases.PING_INTERVAL_TRUNCATED
 async def test_handshake__http_long_polling__should_successfully_open_a_session(
     peer: Peer,
 ) -> None:
@@ -79,7 +77,6 @@ async def test_handshake__http_long_polling__should_fail_with_an_invalid_eio_que
     await cases.handshake_polling_bad_eio(peer)
 
 
-@cases.MISSING_TRANSPORT_IS_POLLING
 async def test_handshake__http_long_polling__should_fail_with_an_invalid_transport_query_parameter(
     peer: Peer,
 ) -> None:
@@ -88,7 +85,6 @@ async def test_handshake__http_long_polling__should_fail_with_an_invalid_transpo
     await cases.handshake_polling_bad_transport(peer)
 
 
-@cases.PUT_IS_405
 async def test_handshake__http_long_polling__should_fail_with_an_invalid_request_method(
     peer: Peer,
 ) -> None:
@@ -97,7 +93,6 @@ async def test_handshake__http_long_polling__should_fail_with_an_invalid_request
     await cases.handshake_polling_bad_method(peer)
 
 
-@cases.PING_INTERVAL_TRUNCATED
 async def test_handshake__websocket__should_successfully_open_a_session(peer: Peer) -> None:
     """Engine.IO protocol > handshake > WebSocket > should successfully open a session"""
     await cases.handshake_websocket_opens(peer)
@@ -113,7 +108,6 @@ async def test_handshake__websocket__should_fail_with_an_invalid_eio_query_param
     await cases.handshake_websocket_bad_eio(peer)
 
 
-@cases.WEBSOCKET_WITHOUT_TRANSPORT_ACCEPTED
 async def test_handshake__websocket__should_fail_with_an_invalid_transport_query_parameter(
     peer: Peer,
 ) -> None:
@@ -446,13 +440,6 @@ async def test_message__should_close_the_connection_upon_invalid_format_unknown_
     conform(await wire.closed_within(), "the WebSocket closed", "left open")
 
 
-@deviates(
-    SSOIO_BUG,
-    "`42{}` (an EVENT whose payload is no array) leaves the connection open: "
-    "python-socketio decodes it, and ssoio's SocketServer._handle_event answers a nameless "
-    "event with an invalid_payload ack (none here: no ack id) instead of closing as for "
-    "other malformed packets",
-)
 async def test_message__should_close_the_connection_upon_invalid_format_invalid_payload_format(
     peer: Peer,
 ) -> None:
