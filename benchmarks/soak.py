@@ -144,6 +144,16 @@ HOSTILE = (
     "cross_user_refresh",
     "event_flood",
     "policy_probe",
+    # hardening round two (#14): the edges below Socket.IO
+    "client_close",
+    "huge_headers",
+    "long_url",
+    "slow_headers",
+    "jsonp_no_slash",
+    "polling_packets",
+    "big_frame",
+    "cross_site_polling",
+    "login_flood",
 )
 ROLES = ("normal", "expiring", "refreshing", "hostile")
 
@@ -1213,6 +1223,158 @@ async def policy_probe(ctx: Ctx, kind: str, user: str) -> str:
     return await authenticated(ctx, kind, user, probe)
 
 
+# -- the edges below Socket.IO (#14) ------------------------------------------------------------
+
+
+async def raw_request(ctx: Ctx, head: bytes, trickle_s: float = 0.0) -> tuple[bytes, bool]:
+    """Send ``head`` over a plain TCP connection (one byte every ``trickle_s`` seconds when
+    set, until the server closes), read until the server closes (bounded); the answer's
+    bytes and whether the server closed the connection."""
+    host, port = ctx.base.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), ctx.step)
+    answer = b""
+    try:
+        if trickle_s:
+            for byte in head:
+                if reader.at_eof():
+                    break
+                writer.write(bytes([byte]))
+                with contextlib.suppress(TimeoutError):
+                    answer += await asyncio.wait_for(reader.read(4096), trickle_s)
+        else:
+            for start in range(0, len(head), 65536):
+                writer.write(head[start : start + 65536])
+                await writer.drain()
+        while len(answer) < 65536:
+            chunk = await asyncio.wait_for(reader.read(4096), ctx.step)
+            if not chunk:
+                return answer, True
+            answer += chunk
+        return answer, False
+    except (ConnectionError, TimeoutError):
+        return answer, reader.at_eof() or writer.is_closing()
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), 2)
+
+
+def status_of(answer: bytes) -> int:
+    parts = answer.split(b" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+async def client_close(ctx: Ctx, _kind: str, user: str) -> str:
+    """An Engine.IO CLOSE packet from the client (after a valid connect, half the time): the
+    server must end the session and close the websocket, not keep it open forever."""
+    if ctx.rng.random() < 0.5:
+        conn = await connect_valid(ctx, "hostile client_close", ctx.pool.pick(user, 30))
+        if conn is None:
+            return "not run: its valid token was refused (see failures)"
+    else:
+        conn = await ctx.open()
+    try:
+        with contextlib.suppress(Closed, ConnectionClosed):
+            await conn.ws.send("1")
+        closed = await conn.wait_closed(5, session=False)
+    finally:
+        await conn.close()
+    return verdict(closed, "websocket closed by the server" if closed else "open 5 s after CLOSE")
+
+
+async def huge_headers(ctx: Ctx, _kind: str, _user: str) -> str:
+    """2 MiB of request headers on an ordinary route: 431 and the connection closed."""
+    filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"a" * 1000) for i in range(2048))
+    head = b"GET /healthz HTTP/1.1\r\nHost: soak\r\n" + filler + b"\r\n"
+    answer, closed = await raw_request(ctx, head)
+    status = status_of(answer)
+    return verdict(status == 431 and closed, f"answered {status}, closed {closed}")
+
+
+async def long_url(ctx: Ctx, _kind: str, _user: str) -> str:
+    """A 1 MiB request target: 414 and the connection closed."""
+    head = b"GET /healthz?" + b"q" * (1 << 20) + b" HTTP/1.1\r\nHost: soak\r\n\r\n"
+    answer, closed = await raw_request(ctx, head)
+    status = status_of(answer)
+    return verdict(status == 414 and closed, f"answered {status}, closed {closed}")
+
+
+async def slow_headers(ctx: Ctx, _kind: str, _user: str) -> str:
+    """Slowloris: a request head trickled one byte a second; the server must close the
+    connection at its header deadline, long before the head would be complete."""
+    head = b"GET /healthz HTTP/1.1\r\nHost: soak\r\nX-Slow: " + b"s" * 120 + b"\r\n\r\n"
+    started = time.monotonic()
+    _answer, closed = await raw_request(ctx, head, trickle_s=1.0)
+    took = time.monotonic() - started
+    expected = closed and took < len(head) - 10
+    return verdict(
+        expected, f"closed by the server after {took:.0f} s" if closed else "never closed"
+    )
+
+
+async def jsonp_no_slash(ctx: Ctx, _kind: str, _user: str) -> str:
+    """JSONP polling at ``/socket.io`` (no trailing slash, which the engine also serves)."""
+    answer = await ctx.http.get(
+        f"{ctx.base}/socket.io", params={"EIO": "4", "transport": "polling", "j": "0"}
+    )
+    return verdict(answer.status_code == 400, f"answered {answer.status_code}")
+
+
+async def polling_packets(ctx: Ctx, _kind: str, _user: str) -> str:
+    """A long-polling POST of 40 packets (python-engineio decodes at most 16 and used to
+    log a stack trace): a clean 400."""
+    url = f"{ctx.base}/socket.io/"
+    opened = await ctx.http.get(url, params={"EIO": "4", "transport": "polling"})
+    first = opened.text.split("\x1e")[0]
+    if opened.status_code != 200 or not first.startswith("0{"):
+        return verdict(False, f"polling open answered {opened.status_code}")
+    sid = str(json.loads(first[1:])["sid"])
+    params = {"EIO": "4", "transport": "polling", "sid": sid}
+    answer = await ctx.http.post(url, params=params, content="\x1e".join(["6"] * 40))
+    return verdict(answer.status_code == 400, f"answered {answer.status_code}")
+
+
+async def big_frame(ctx: Ctx, _kind: str, _user: str) -> str:
+    """A 4 MiB websocket message before any authentication: closed with 1009 (message too
+    big) without buffering it (the frame limit follows realtime.max_payload_bytes)."""
+    conn = await ctx.open()
+    try:
+        with contextlib.suppress(Closed, ConnectionClosed):
+            await conn.ws.send("4" + "x" * (4 << 20))
+        closed = await conn.wait_closed(5, session=False)
+        code = conn.ws.close_code if conn.ws.close_code is not None else 0
+    finally:
+        await conn.close()
+    return verdict(closed and code == 1009, f"closed {closed}, code {code}")
+
+
+async def cross_site_polling(ctx: Ctx, _kind: str, _user: str) -> str:
+    """An Origin-less long-polling handshake from a browser context (an <img> of another
+    site): refused, so no page can fill this address's unauthenticated-session cap."""
+    headers = {
+        "Sec-Fetch-Mode": "no-cors",
+        "Sec-Fetch-Dest": "image",
+        "Sec-Fetch-Site": "cross-site",
+    }
+    answer = await ctx.http.get(
+        f"{ctx.base}/socket.io/", params={"EIO": "4", "transport": "polling"}, headers=headers
+    )
+    return verdict(answer.status_code == 403, f"answered {answer.status_code}")
+
+
+async def login_flood(ctx: Ctx, _kind: str, _user: str) -> str:
+    """Anonymous logins in a burst: each answered with the redirect to the provider or
+    rate_limited (429), never an error, and the signed-in users keep their sessions."""
+    answers = await asyncio.gather(
+        *(ctx.http.get(f"{ctx.base}/auth/login", follow_redirects=False) for _ in range(20))
+    )
+    statuses = Counter(answer.status_code for answer in answers)
+    expected = set(statuses) <= {302, 303, 429}
+    return verdict(
+        expected, "answers " + ", ".join(f"{n}x{s}" for s, n in sorted(statuses.items()))
+    )
+
+
 HOSTILE_RUN: dict[str, Callable[[Ctx, str, str], Awaitable[str]]] = {
     **dict.fromkeys(REFUSED_WITH, bad_connect),
     "idle_websocket": idle_websocket,
@@ -1225,6 +1387,15 @@ HOSTILE_RUN: dict[str, Callable[[Ctx, str, str], Awaitable[str]]] = {
     "cross_user_refresh": cross_user_refresh,
     "event_flood": event_flood,
     "policy_probe": policy_probe,
+    "client_close": client_close,
+    "huge_headers": huge_headers,
+    "long_url": long_url,
+    "slow_headers": slow_headers,
+    "jsonp_no_slash": jsonp_no_slash,
+    "polling_packets": polling_packets,
+    "big_frame": big_frame,
+    "cross_site_polling": cross_site_polling,
+    "login_flood": login_flood,
 }
 
 
