@@ -1051,14 +1051,23 @@ def session_end(conn: Conn) -> str:
     return "closed by the server (websocket closed)"
 
 
-async def idle_polling(ctx: Ctx, _kind: str, _user: str) -> str:
-    """A long-polling Engine.IO session opened and never polled again."""
-    url = f"{ctx.base}/socket.io/"
-    opened = await ctx.http.get(url, params={"EIO": "4", "transport": "polling"})
+async def open_polling(ctx: Ctx) -> str:
+    """A new long-polling Engine.IO session's sid, or the unexpected verdict."""
+    opened = await ctx.http.get(
+        f"{ctx.base}/socket.io/", params={"EIO": "4", "transport": "polling"}
+    )
     first = opened.text.split("\x1e")[0]
     if opened.status_code != 200 or not first.startswith("0{"):
         return verdict(False, f"polling open answered {opened.status_code}")
-    sid = str(json.loads(first[1:])["sid"])
+    return str(json.loads(first[1:])["sid"])
+
+
+async def idle_polling(ctx: Ctx, _kind: str, _user: str) -> str:
+    """A long-polling Engine.IO session opened and never polled again."""
+    url = f"{ctx.base}/socket.io/"
+    sid = await open_polling(ctx)
+    if sid.startswith("UNEXPECTED"):
+        return sid
     await asyncio.sleep(ctx.cfg.unauthenticated_timeout_s + 3)
     later = await ctx.http.get(
         url,
@@ -1325,14 +1334,12 @@ async def jsonp_no_slash(ctx: Ctx, _kind: str, _user: str) -> str:
 async def polling_packets(ctx: Ctx, _kind: str, _user: str) -> str:
     """A long-polling POST of 40 packets (python-engineio decodes at most 16 and used to
     log a stack trace): a clean 400."""
-    url = f"{ctx.base}/socket.io/"
-    opened = await ctx.http.get(url, params={"EIO": "4", "transport": "polling"})
-    first = opened.text.split("\x1e")[0]
-    if opened.status_code != 200 or not first.startswith("0{"):
-        return verdict(False, f"polling open answered {opened.status_code}")
-    sid = str(json.loads(first[1:])["sid"])
+    sid = await open_polling(ctx)
+    if sid.startswith("UNEXPECTED"):
+        return sid
     params = {"EIO": "4", "transport": "polling", "sid": sid}
-    answer = await ctx.http.post(url, params=params, content="\x1e".join(["6"] * 40))
+    packets = "\x1e".join(["6"] * 40)
+    answer = await ctx.http.post(f"{ctx.base}/socket.io/", params=params, content=packets)
     return verdict(answer.status_code == 400, f"answered {answer.status_code}")
 
 

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.security.harness import Node, running_node, settings_from
 from tests.support.forge import SigningKey
-from tests.support.raw_client import PollingSession, RawSocket
+from tests.support.raw_client import PollingSession, RawSocket, upgrade_websocket
 
 CLOSE_WAIT_S = 2.0  # a bound, not a timing assertion: the closes come at once
 BACKLOG = 20  # realtime.max_backlog_packets of the module's node
@@ -76,14 +75,6 @@ def close_code(socket: RawSocket) -> int | None:
 async def closed_by_server(socket: RawSocket) -> bool:
     """The server closed this WebSocket within the bound (the client did not)."""
     return await socket.wait_closed(CLOSE_WAIT_S)
-
-
-async def _upgrade_socket(live: Node, sid: str) -> ClientConnection:
-    url = live.url.replace("http://", "ws://", 1)
-    return await connect(
-        f"{url}/socket.io/?EIO=4&transport=websocket&sid={sid}",
-        compression=None, ping_interval=None, close_timeout=1, proxy=None,
-    )  # fmt: skip
 
 
 class TestEverySessionEndClosesTheTransport:
@@ -151,7 +142,7 @@ class TestEverySessionEndClosesTheTransport:
         """Engine.IO v4 "Upgrade": the WebSocket that failed to upgrade is closed."""
         async with httpx.AsyncClient() as http:
             session = await PollingSession.open(http, live.url)
-            ws = await _upgrade_socket(live, session.sid)
+            ws = await upgrade_websocket(live.url, session.sid)
             await ws.send(probe)
             with contextlib.suppress(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), CLOSE_WAIT_S)
@@ -163,7 +154,7 @@ class TestEverySessionEndClosesTheTransport:
         """A session that ends while its upgrade is under way leaves no WebSocket behind."""
         async with httpx.AsyncClient() as http:
             session = await PollingSession.open(http, live.url)
-            ws = await _upgrade_socket(live, session.sid)
+            ws = await upgrade_websocket(live.url, session.sid)
             await ws.send("2probe")
             assert await asyncio.wait_for(ws.recv(), CLOSE_WAIT_S) == "3probe"
             await live.server.sio.close_session(session.sid)

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from ssoio.realtime.engine import EngineSocket
@@ -30,6 +29,7 @@ from tests.support.raw_client import (
     SocketClosedError,
     encode_event,
     handshake_status,
+    upgrade_websocket,
 )
 
 SIBLING_ALLOWED = "https://chat.acme.example"
@@ -636,14 +636,6 @@ async def test_a_closed_session_leaves_no_ping_timer(live: Node) -> None:
     assert session._ping_timer is None
 
 
-async def _upgrade_socket(live: Node, sid: str) -> ClientConnection:
-    url = live.url.replace("http://", "ws://", 1)
-    return await connect(
-        f"{url}/socket.io/?EIO=4&transport=websocket&sid={sid}",
-        compression=None, ping_interval=None, close_timeout=1, proxy=None,
-    )  # fmt: skip
-
-
 async def _connected_polling(live: Node, http: httpx.AsyncClient) -> PollingSession:
     session = await PollingSession.open(http, live.url)
     await session.post("40" + json.dumps({"token": live.token("erin")}))
@@ -658,7 +650,7 @@ async def test_a_polling_session_upgrades_to_websocket(live: Node) -> None:
     session then carries events over the WebSocket."""
     async with httpx.AsyncClient() as http:
         session = await _connected_polling(live, http)
-        async with await _upgrade_socket(live, session.sid) as ws:
+        async with await upgrade_websocket(live.url, session.sid) as ws:
             await ws.send("2probe")
             assert await asyncio.wait_for(ws.recv(), 5) == "3probe"
             await ws.send("5")
@@ -679,7 +671,7 @@ async def test_a_failed_upgrade_leaves_the_polling_session_working(live: Node, p
     long-polling transport carries on."""
     async with httpx.AsyncClient() as http:
         session = await _connected_polling(live, http)
-        async with await _upgrade_socket(live, session.sid) as ws:
+        async with await upgrade_websocket(live.url, session.sid) as ws:
             await ws.send(probe)
             with contextlib.suppress(ConnectionClosed):
                 assert await asyncio.wait_for(ws.recv(), 5) is None, "answered a bad probe"

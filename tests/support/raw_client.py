@@ -294,6 +294,16 @@ class RawSocket:
         self.closed = True
 
 
+async def upgrade_websocket(base_url: str, sid: str) -> ClientConnection:
+    """A WebSocket to the long-polling Engine.IO session ``sid`` (Engine.IO v4 "Upgrade"),
+    the probe and upgrade packets left to the caller."""
+    url = base_url.replace("http://", "ws://", 1)
+    return await connect(
+        f"{url}/socket.io/?EIO=4&transport=websocket&sid={sid}",
+        compression=None, ping_interval=None, close_timeout=1, proxy=None,
+    )  # fmt: skip
+
+
 async def handshake_status(
     base_url: str,
     *,
