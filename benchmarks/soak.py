@@ -1615,7 +1615,13 @@ async def with_provider(args: argparse.Namespace, provider: NodeProvider, began:
         stack.callback(node.stop)
         await asyncio.to_thread(node.wait_listening, port)
         base = f"http://127.0.0.1:{port}"
-        limits = httpx.Limits(max_connections=500, max_keepalive_connections=50)
+        # An idle pooled connection is dropped after 2 s, before uvicorn closes it (5 s,
+        # timeout_keep_alive): a request sent on a connection the server is closing at that
+        # moment fails (RFC 9112 §9.3.1; httpx does not retry), which is the client's race,
+        # not the node's (the first 10-minute run with the login burst lost 2 of 4,580)
+        limits = httpx.Limits(
+            max_connections=500, max_keepalive_connections=50, keepalive_expiry=2.0
+        )
         async with httpx.AsyncClient(trust_env=False, timeout=30, limits=limits) as http:
             await wait_ready(http, base)
             pool = TokenPool(provider, cfg.leeway_s, rng)
