@@ -13,8 +13,8 @@ from starlette.requests import Request
 from ssoio.addresses import client_key
 from ssoio.clock import Clock
 from ssoio.config.server import BucketSettings
-from ssoio.realtime.gateway import Limiter
 from ssoio.realtime.ratelimit import RateLimiter
+from ssoio.realtime.seams import Limiter
 
 __all__ = ["AddressLimit"]
 
