@@ -53,7 +53,7 @@ from ssoio.web.health import health_routes
 from ssoio.web.metrics import metrics_route
 from ssoio.web.origin_guard import OriginGuard
 from ssoio.web.responses import error_response
-from ssoio.web.sessions import MemorySessionStore, SessionStore
+from ssoio.web.sessions import MemorySessionStore, SessionStore, WebSession
 from ssoio.web.transport_guard import TransportGuard
 
 __all__ = ["SsoServer"]
@@ -221,7 +221,7 @@ class SsoServer:
             return MemorySessionStore(clock, self.settings.login.max_sessions)
         secret = self.settings.login.session_secret.get_secret_value()
         prefix = self.settings.cluster.channel
-        return RedisSessionStore(self.bus.redis, prefix, secret, clock)
+        return RedisSessionStore(self.bus.redis, prefix, secret, clock, WebSession.from_dict)
 
     async def _reload_from_cluster(self) -> None:
         """Another node reloaded: load this node's own copy of the file (same content)."""

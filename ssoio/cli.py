@@ -217,7 +217,8 @@ def _explained_principal(
         return policy.principal_from_claims(claims, _issuer_for(settings, claims)), "claims file"
     if args.verify:
         verified = asyncio.run(_verify_one(settings, args.token))
-        return policy.principal(verified), "verified (signature and every claim checked)"
+        principal = policy.principal_from_claims(verified.claims, verified.issuer.name)
+        return principal, "verified (signature and every claim checked)"
     claims = parse_compact(args.token, settings.tokens.max_bytes).claims
     note = "signature NOT checked (pass --verify to check it)"
     return policy.principal_from_claims(claims, _issuer_for(settings, claims)), note

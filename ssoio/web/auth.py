@@ -201,7 +201,8 @@ class BrowserLogin:
     async def me_route(self, request: Request) -> Response:
         try:
             _session, token = await self._current_token(request)
-            principal = self.policy.principal(await self.providers.verifier.verify(token))
+            verified = await self.providers.verifier.verify(token)
+            principal = self.policy.principal_from_claims(verified.claims, verified.issuer.name)
         except SsoioError as error:
             return error_response(error)
         body = {
