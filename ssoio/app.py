@@ -36,7 +36,6 @@ from ssoio.clock import Clock, system_clock
 from ssoio.cluster.bus import ClusterBus
 from ssoio.cluster.node import ClusterManager, link, shared_limiter
 from ssoio.cluster.state import RedisReplayCache, RedisSessionStore
-from ssoio.config import load_settings
 from ssoio.config.model import Settings
 from ssoio.config.policy import BUILTIN_EVENTS, EventRule, FieldSpec, RequirementSpec
 from ssoio.errors import ConfigError, Problem, SsoioError
@@ -46,6 +45,7 @@ from ssoio.policy.engine import Policy
 from ssoio.policy.events import CompiledEvent
 from ssoio.realtime.gateway import Gateway, Handler
 from ssoio.realtime.server import SocketServer
+from ssoio.settings import CHECKS, load_settings
 from ssoio.web.api import api_routes
 from ssoio.web.auth import BrowserLogin
 from ssoio.web.headers import SecurityHeaders
@@ -173,7 +173,8 @@ class SsoServer:
         any); ``fields`` declares the payload (undeclared fields are refused). The
         handler's return value is merged into the ack: ``{"ok": true, **result}``.
         """
-        rule = EventRule.model_validate({"requires": requires, "fields": dict(fields or {})})
+        spec = {"requires": requires, "fields": dict(fields or {})}
+        rule = EventRule.model_validate(spec, context=CHECKS.context())  # (the policy's)
         compiled = CompiledEvent.compile(event, rule)
 
         def register(handler: Handler) -> Handler:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from ssoio.config import Settings, load_settings
+from ssoio.config import Settings
 from ssoio.errors import AuthenticationError, ConfigError, Problem, SsoioError
 from ssoio.oidc.compact import parse_compact
 from ssoio.oidc.providers import IdentityProviders
@@ -24,6 +24,7 @@ from ssoio.policy.cases import run_cases
 from ssoio.policy.engine import Policy
 from ssoio.policy.explain import Question, explain
 from ssoio.policy.principal import Principal
+from ssoio.settings import load_settings
 
 __all__ = ["main"]
 

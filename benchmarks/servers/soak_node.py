@@ -51,9 +51,9 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ssoio.app import SsoServer
-from ssoio.config.loading import validate_raw
 from ssoio.process import tune_garbage_collector
 from ssoio.serving import configure_logging, uvicorn_config
+from ssoio.settings import validate_raw
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "ssoio.example.toml"

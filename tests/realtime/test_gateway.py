@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from ssoio.config import load_settings
 from ssoio.errors import SsoioError
 from ssoio.oidc.providers import IdentityProviders
 from ssoio.policy.engine import Policy
 from ssoio.realtime.gateway import Gateway, room_key
+from ssoio.settings import load_settings
 from tests.policy.conftest import claims_of
 from tests.support.clock import FakeClock
 from tests.support.fake_idp import FakeIdp
