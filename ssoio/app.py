@@ -150,15 +150,14 @@ class SsoServer:
 
     def _browser_login(self, gateway: Gateway, store: SessionStore, clock: Clock) -> BrowserLogin:
         settings = self.settings
-        login = BrowserLogin(settings, self.providers, self.policy, gateway, store, clock)
-        if self.bus is not None:
-            shared = shared_limiter(self.bus, settings, clock)
-            limit = login.login_limit
-            limit.limiter = shared("logins", settings.limits.logins_per_ip, limit.local)
-            ttl = settings.login.logout_token_max_age_s * 2
-            prefix = f"{settings.cluster.channel}:jti"
-            login.replay = RedisReplayCache(self.bus.redis, prefix, ttl)
-        return login
+        if self.bus is None:
+            return BrowserLogin(settings, self.providers, self.policy, gateway, store, clock)
+        ttl = settings.login.logout_token_max_age_s * 2
+        replay = RedisReplayCache(self.bus.redis, f"{settings.cluster.channel}:jti", ttl)
+        return BrowserLogin(
+            settings, self.providers, self.policy, gateway, store, clock,
+            shared_limits=shared_limiter(self.bus, settings, clock), replay=replay,
+        )  # fmt: skip
 
     def on(
         self,
