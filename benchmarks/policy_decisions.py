@@ -20,12 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ssoio.config import load_settings
-from ssoio.config.loading import validate_raw
 from ssoio.policy.decision import Decision
 from ssoio.policy.engine import Policy
 from ssoio.policy.principal import Principal
 from ssoio.process import GC_THRESHOLDS, tune_garbage_collector
+from ssoio.settings import load_settings, validate_raw
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "ssoio.example.toml"
 RULE_COUNTS = (10, 1_000, 10_000)

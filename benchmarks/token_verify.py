@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from ssoio.config.loading import validate_raw
 from ssoio.oidc.providers import IdentityProviders
 from ssoio.process import GC_THRESHOLDS, tune_garbage_collector
+from ssoio.settings import validate_raw
 
 ISSUER = "https://idp.bench/realms/acme"
 

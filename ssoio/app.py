@@ -36,7 +36,6 @@ from ssoio.clock import Clock, system_clock
 from ssoio.cluster.bus import ClusterBus
 from ssoio.cluster.node import ClusterManager, link, shared_limiter
 from ssoio.cluster.state import RedisReplayCache, RedisSessionStore
-from ssoio.config import load_settings
 from ssoio.config.model import Settings
 from ssoio.config.policy import BUILTIN_EVENTS, EventRule, FieldSpec, RequirementSpec
 from ssoio.errors import ConfigError, Problem, SsoioError
@@ -46,6 +45,7 @@ from ssoio.policy.engine import Policy
 from ssoio.policy.events import CompiledEvent
 from ssoio.realtime.gateway import Gateway, Handler
 from ssoio.realtime.server import SocketServer
+from ssoio.settings import CHECKS, load_settings
 from ssoio.web.api import api_routes
 from ssoio.web.auth import BrowserLogin
 from ssoio.web.headers import SecurityHeaders
@@ -53,7 +53,7 @@ from ssoio.web.health import health_routes
 from ssoio.web.metrics import metrics_route
 from ssoio.web.origin_guard import OriginGuard
 from ssoio.web.responses import error_response
-from ssoio.web.sessions import MemorySessionStore, SessionStore
+from ssoio.web.sessions import MemorySessionStore, SessionStore, WebSession
 from ssoio.web.transport_guard import TransportGuard
 
 __all__ = ["SsoServer"]
@@ -88,40 +88,21 @@ class SsoServer:
         )
         self.observe = Observer(self.metrics)
         self.providers = IdentityProviders(settings, clock=clock, http=http, observe=self.observe)
-
-        def gateway_for(transport: SocketServer) -> Gateway:
-            return Gateway(
-                settings, self.providers, self.policy, transport, clock=clock, observe=self.observe
-            )
-
         self.bus: ClusterBus | None = None
         manager = None
         if settings.cluster.enabled:
             self.bus = ClusterBus(settings.cluster, self.observe)
             manager = ClusterManager(settings.cluster.redis_url,
                                      channel=f"{settings.cluster.channel}:socketio")  # fmt: skip
-        self.sio = SocketServer(settings, gateway_for, manager)
+        self.login: BrowserLogin | None = None  # (set while the gateway is built)
+        self.sio = SocketServer(settings, self._gateway_for(clock, sessions), manager)
         self.gateway = self.sio.gateway
         if self.bus is not None:
             link(self.gateway, self.bus, self._reload_from_cluster)
-            self.gateway.use_shared_limits(shared_limiter(self.bus, settings, clock))
-        self.login: BrowserLogin | None = None
-        if settings.login.enabled:
-            self.login = BrowserLogin(settings, self.providers, self.policy, self.gateway,
-                                      sessions or self._session_store(clock), clock)  # fmt: skip
-            self.gateway.sessions = self.login
-            if self.bus is not None:
-                shared = shared_limiter(self.bus, settings, clock)
-                limit = self.login.login_limit
-                limit.limiter = shared("logins", settings.limits.logins_per_ip, limit.local)
-                ttl = settings.login.logout_token_max_age_s * 2
-                prefix = f"{settings.cluster.channel}:jti"
-                self.login.replay = RedisReplayCache(self.bus.redis, prefix, ttl)
         if settings.server.insecure_allow_query_token:
             log.warning("INSECURE: server.insecure_allow_query_token is on; tokens in URLs "
                         "end up in proxy and access logs")  # fmt: skip
         if self.metrics is not None:
-            self.gateway.timing = self.metrics.handling.observe
             self.metrics.add_gauges(self._live_values)
         routes = [*health_routes(self.providers, lambda: self.gateway.closing)]
         if self.metrics is not None and not settings.metrics.port:
@@ -146,6 +127,38 @@ class SsoServer:
         https = settings.server.public_url.startswith("https://")
         self.asgi_app: ASGIApp = SecurityHeaders(guarded, https=https)
 
+    def _gateway_for(
+        self, clock: Clock, store: SessionStore | None
+    ) -> Callable[[SocketServer], Gateway]:
+        """How the Socket.IO server builds its gateway: everything it needs, at once."""
+        settings, bus = self.settings, self.bus
+        shared = shared_limiter(bus, settings, clock) if bus is not None else None
+        timing = self.metrics.handling.observe if self.metrics is not None else None
+
+        def login(gateway: Gateway) -> BrowserLogin:
+            self.login = self._browser_login(gateway, store or self._session_store(clock), clock)
+            return self.login
+
+        def gateway_for(transport: SocketServer) -> Gateway:
+            return Gateway(
+                settings, self.providers, self.policy, transport, clock=clock,
+                observe=self.observe, cluster=bus, shared_limits=shared, timing=timing,
+                sessions=login if settings.login.enabled else None,
+            )  # fmt: skip
+
+        return gateway_for
+
+    def _browser_login(self, gateway: Gateway, store: SessionStore, clock: Clock) -> BrowserLogin:
+        settings = self.settings
+        if self.bus is None:
+            return BrowserLogin(settings, self.providers, self.policy, gateway, store, clock)
+        ttl = settings.login.logout_token_max_age_s * 2
+        replay = RedisReplayCache(self.bus.redis, f"{settings.cluster.channel}:jti", ttl)
+        return BrowserLogin(
+            settings, self.providers, self.policy, gateway, store, clock,
+            shared_limits=shared_limiter(self.bus, settings, clock), replay=replay,
+        )  # fmt: skip
+
     def on(
         self,
         event: str,
@@ -159,7 +172,8 @@ class SsoServer:
         any); ``fields`` declares the payload (undeclared fields are refused). The
         handler's return value is merged into the ack: ``{"ok": true, **result}``.
         """
-        rule = EventRule.model_validate({"requires": requires, "fields": dict(fields or {})})
+        spec = {"requires": requires, "fields": dict(fields or {})}
+        rule = EventRule.model_validate(spec, context=CHECKS.context())  # (the policy's)
         compiled = CompiledEvent.compile(event, rule)
 
         def register(handler: Handler) -> Handler:
@@ -207,7 +221,7 @@ class SsoServer:
             return MemorySessionStore(clock, self.settings.login.max_sessions)
         secret = self.settings.login.session_secret.get_secret_value()
         prefix = self.settings.cluster.channel
-        return RedisSessionStore(self.bus.redis, prefix, secret, clock)
+        return RedisSessionStore(self.bus.redis, prefix, secret, clock, WebSession.from_dict)
 
     async def _reload_from_cluster(self) -> None:
         """Another node reloaded: load this node's own copy of the file (same content)."""

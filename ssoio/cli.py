@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from ssoio.config import Settings, load_settings
+from ssoio.config import Settings
 from ssoio.errors import AuthenticationError, ConfigError, Problem, SsoioError
 from ssoio.oidc.compact import parse_compact
 from ssoio.oidc.providers import IdentityProviders
@@ -24,6 +24,7 @@ from ssoio.policy.cases import run_cases
 from ssoio.policy.engine import Policy
 from ssoio.policy.explain import Question, explain
 from ssoio.policy.principal import Principal
+from ssoio.settings import load_settings
 
 __all__ = ["main"]
 
@@ -217,7 +218,8 @@ def _explained_principal(
         return policy.principal_from_claims(claims, _issuer_for(settings, claims)), "claims file"
     if args.verify:
         verified = asyncio.run(_verify_one(settings, args.token))
-        return policy.principal(verified), "verified (signature and every claim checked)"
+        principal = policy.principal_from_claims(verified.claims, verified.issuer.name)
+        return principal, "verified (signature and every claim checked)"
     claims = parse_compact(args.token, settings.tokens.max_bytes).claims
     note = "signature NOT checked (pass --verify to check it)"
     return policy.principal_from_claims(claims, _issuer_for(settings, claims)), note

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from ssoio.config import Settings
-from ssoio.config.loading import validate_raw
 from ssoio.oidc.providers import IdentityProviders
+from ssoio.settings import validate_raw
 from tests.support.clock import FakeClock
 from tests.support.fake_idp import FakeIdp
 from tests.support.forge import SigningKey, forge

@@ -51,9 +51,9 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ssoio.app import SsoServer
-from ssoio.config.loading import validate_raw
 from ssoio.process import tune_garbage_collector
 from ssoio.serving import configure_logging, uvicorn_config
+from ssoio.settings import validate_raw
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "ssoio.example.toml"
@@ -121,13 +121,13 @@ def stats(sso: SsoServer) -> dict[str, Any]:
         "hwm_kib": memory.get("VmHWM", 0),
         **{f"gateway.{k}": v for k, v in gateway.connections.sizes().items()},
         "gateway.unauthenticated": gateway.unauthenticated_sessions,
-        "gateway.unauthenticated_ips": len(gateway._pending_per_ip),
+        "gateway.unauthenticated_ips": gateway.pending.addresses,
         "scheduler.heap": len(heap),
         "scheduler.overdue": sum(1 for due in heap if due.when < now - 2),
-        "scheduler.live": sum(1 for due in heap if gateway._live(due)),
-        "limiter.connects_per_ip": size(gateway.connect_limiter),
-        "limiter.failed_auth_per_ip": size(gateway.failed_auth),
-        "limiter.events_per_user": size(gateway.user_events),
+        "scheduler.live": sum(1 for due in heap if gateway.timers.live_entry(due)),
+        "limiter.connects_per_ip": size(gateway.limits.connects),
+        "limiter.failed_auth_per_ip": size(gateway.limits.failed_auth),
+        "limiter.events_per_user": size(gateway.limits.user_events),
         "token_cache.entries": len(cache),
         "token_cache.unexpired": unexpired,
         "browser_sessions": size(store) if store is not None else 0,
@@ -148,7 +148,7 @@ def stats(sso: SsoServer) -> dict[str, Any]:
 
 def timer_state(sso: SsoServer) -> dict[str, Any]:
     """Whether the gateway's timer loop runs, and the chain of awaits it is suspended in."""
-    task = sso.gateway._timer
+    task = sso.gateway.timers.task
     if task is None:
         return {"running": False, "stack": []}
     return {"running": not task.done(), "stack": await_chain(task.get_coro())}
@@ -168,10 +168,10 @@ def sessions(sso: SsoServer) -> dict[str, Any]:
                 "upgraded": sock.upgraded,
                 "queued": queue.qsize(),
                 "unfinished": getattr(queue, "_unfinished_tasks", None),
-                "pending": sid in sso.gateway._pending,
+                "pending": sid in sso.gateway.pending,
             }
         )
-    return {"sockets": listed, "pending": list(sso.gateway._pending)[:200]}
+    return {"sockets": listed, "pending": list(sso.gateway.pending)[:200]}
 
 
 def short(filename: str) -> str:

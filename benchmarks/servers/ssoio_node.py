@@ -50,10 +50,10 @@ from typing import Any
 import uvicorn
 
 from ssoio.app import SsoServer
-from ssoio.config.loading import validate_raw
 from ssoio.policy.principal import Principal
 from ssoio.process import tune_garbage_collector
 from ssoio.serving import configure_logging, uvicorn_config
+from ssoio.settings import validate_raw
 
 AUDIENCE = "bench-api"
 HIGH = {"rate": 100_000, "burst": 100_000}

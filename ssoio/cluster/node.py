@@ -56,8 +56,8 @@ class ClusterManager(IndexedRooms, socketio.AsyncRedisManager):  # type: ignore[
 
 
 def link(gateway: Gateway, bus: ClusterBus, reload: Callable[[], Awaitable[Any]]) -> None:
-    """Let ``bus`` messages from other nodes act on ``gateway``'s local connections."""
-    gateway.cluster = bus
+    """Let ``bus`` messages from other nodes act on ``gateway``'s local connections (the
+    gateway itself was given ``bus`` as its ``cluster`` when it was built)."""
 
     async def revoke(body: dict[str, Any]) -> int:
         return await gateway.revoke_here(body)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, Protocol, TypeVar
 
 from cryptography.fernet import Fernet, InvalidToken
 from redis import asyncio as aioredis
@@ -25,9 +26,8 @@ from ssoio.audit import Observer
 from ssoio.clock import Clock
 from ssoio.errors import ClusterUnavailable
 from ssoio.realtime.ratelimit import RateLimiter
-from ssoio.web.sessions import WebSession
 
-__all__ = ["RedisRateLimiter", "RedisReplayCache", "RedisSessionStore"]
+__all__ = ["RedisRateLimiter", "RedisReplayCache", "RedisSessionStore", "StoredSession"]
 
 _FAILURES = (RedisError, OSError, TimeoutError)
 
@@ -36,10 +36,34 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-class RedisSessionStore:
-    """``SessionStore`` in Redis, so any node serves any browser session."""
+class StoredSession(Protocol):
+    """What the store reads of a session (``web.sessions.WebSession``): its id, its end,
+    and the identity it is indexed by for logouts."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str, secret: str, clock: Clock) -> None:
+    id: str
+    expires_at: float
+    issuer: str | None
+    subject: str | None
+    idp_session: str | None
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+S = TypeVar("S", bound=StoredSession)
+
+
+class RedisSessionStore(Generic[S]):
+    """``SessionStore`` in Redis, so any node serves any browser session.
+
+    :param decode: a session from the fields its ``as_dict`` gave (the store knows
+        sessions only as ``StoredSession``s: the web package defines them).
+    """
+
+    def __init__(
+        self, redis: aioredis.Redis, prefix: str, secret: str, clock: Clock,
+        decode: Callable[[dict[str, Any]], S],
+    ) -> None:  # fmt: skip
+        self._decode = decode
         self._redis = redis
         self._prefix = prefix
         key = hashlib.sha256(f"ssoio-session-store:{secret}".encode()).digest()
@@ -52,7 +76,7 @@ class RedisSessionStore:
     def _index(self, kind: str, issuer: str, value: str) -> str:
         return f"{self._prefix}:sessions:{kind}:{_digest(issuer + chr(0) + value)}"
 
-    async def load(self, session_id: str) -> WebSession | None:
+    async def load(self, session_id: str) -> S | None:
         try:
             blob = await self._redis.get(self._key(session_id))
         except _FAILURES as exc:
@@ -63,10 +87,10 @@ class RedisSessionStore:
             fields = json.loads(self._fernet.decrypt(blob))
         except (InvalidToken, ValueError):
             return None
-        session = WebSession(**fields)
+        session = self._decode(fields)
         return session if session.expires_at > self._clock() else None
 
-    async def save(self, session: WebSession) -> None:
+    async def save(self, session: S) -> None:
         ttl_ms = max(1, int((session.expires_at - self._clock()) * 1000))
         blob = self._fernet.encrypt(json.dumps(session.as_dict()).encode())
         try:
@@ -80,7 +104,7 @@ class RedisSessionStore:
         except _FAILURES as exc:
             raise ClusterUnavailable() from exc
 
-    def _indexes(self, session: WebSession) -> list[str]:
+    def _indexes(self, session: S) -> list[str]:
         if session.issuer is None:
             return []
         keys = []

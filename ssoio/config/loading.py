@@ -1,6 +1,8 @@
 """Loading: TOML text -> interpolation -> typed model -> cross-field checks.
 
-Every problem found on the way is collected and raised once as ``ConfigError``.
+Every problem found on the way is collected and raised once as ``ConfigError``. The
+caller passes the checks of the languages config does not know (``checks.Checks``; the
+whole of ssoio loads through ``ssoio.settings``, which passes the policy's).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from ssoio.config.checks import Checks
 from ssoio.config.interpolation import interpolate, key_path
 from ssoio.config.model import Settings
 from ssoio.config.validation import semantic_problems
@@ -27,36 +30,39 @@ _MESSAGES = {
 }
 
 
-def load_settings(path: str | Path, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | Path, env: Mapping[str, str] | None = None, *, checks: Checks
+) -> Settings:
     """Read, interpolate and validate the TOML file at ``path``.
 
     :param env: environment for ``${NAME}`` references (defaults to ``os.environ``).
+    :param checks: the checks config itself does not know (the policy's).
     :raises ConfigError: with every problem found.
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([Problem("", f"cannot read {path}: {exc.strerror}")]) from exc
-    return parse_settings(text, os.environ if env is None else env)
+    return parse_settings(text, os.environ if env is None else env, checks=checks)
 
 
-def parse_settings(text: str, env: Mapping[str, str]) -> Settings:
+def parse_settings(text: str, env: Mapping[str, str], *, checks: Checks) -> Settings:
     """Validate TOML ``text``; see ``load_settings``."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([Problem("", f"TOML syntax error: {exc}")]) from exc
-    return validate_raw(raw, env)
+    return validate_raw(raw, env, checks=checks)
 
 
-def validate_raw(raw: dict[str, Any], env: Mapping[str, str]) -> Settings:
+def validate_raw(raw: dict[str, Any], env: Mapping[str, str], *, checks: Checks) -> Settings:
     """Validate an already parsed TOML document."""
     data, problems = interpolate(raw, env)
     try:
-        settings = Settings.model_validate(data)
+        settings = Settings.model_validate(data, context=checks.context())
     except ValidationError as exc:
         raise ConfigError([*problems, *map(_problem, _root_causes(exc.errors()))]) from None
-    problems.extend(semantic_problems(settings))
+    problems.extend(semantic_problems(settings, checks.problems))
     if problems:
         raise ConfigError(problems)
     return settings

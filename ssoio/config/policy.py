@@ -1,7 +1,9 @@
 """Configuration sections of the policy: claim mapping, rooms, events, presence.
 
-Requirements and patterns are checked here with the policy's own (pure) parsers, so
-their mistakes are reported at load time with key paths, like every other problem.
+Requirements and room patterns are written in the policy's languages: config does not
+parse them; the loader's caller passes the policy's parsers as ``checks.Checks``
+(``checked("requirement")``, ``checked("room_pattern")``), so their mistakes are still
+reported at load time with key paths, like every other problem.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from ssoio.config.base import Section
-from ssoio.policy.patterns import parse_pattern
-from ssoio.policy.requirements import parse as parse_requirement
+from ssoio.config.checks import checked
 
 __all__ = [
     "BUILTIN_EVENTS",
@@ -30,26 +31,16 @@ BUILTIN_EVENTS = frozenset({"room:join", "room:leave", "presence:list", "auth:re
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "newListener"})
 
 
-def _requirement(value: Any) -> Any:
-    parse_requirement(value)
-    return value
-
-
-def _pattern(value: str) -> str:
-    parse_pattern(value)
-    return value
-
-
 def _event_name(value: str) -> str:
     if value in BUILTIN_EVENTS or value in RESERVED_EVENTS or value.startswith("auth:"):
         raise ValueError(f"{value!r} is a built-in or reserved event name")
-    parse_pattern(value)  # event names share the room-name shape, wildcards included
     return value
 
 
-RequirementSpec = Annotated[str | dict[str, Any], AfterValidator(_requirement)]
-RoomPatternText = Annotated[str, AfterValidator(_pattern)]
-EventName = Annotated[str, AfterValidator(_event_name)]
+RequirementSpec = Annotated[str | dict[str, Any], AfterValidator(checked("requirement"))]
+RoomPatternText = Annotated[str, AfterValidator(checked("room_pattern"))]
+# event names share the room-name shape, wildcards included
+EventName = Annotated[str, AfterValidator(_event_name), AfterValidator(checked("room_pattern"))]
 ClaimPath = Annotated[str, Field(min_length=1, max_length=256)]
 Identifier = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,31}$")]
 FieldType = Literal["string", "integer", "number", "boolean", "room"]

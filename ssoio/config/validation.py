@@ -7,22 +7,25 @@ model that parsed, so that together every problem is reported at once.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 
 from ssoio.config.model import Settings
-from ssoio.config.policy_validation import policy_problems
 from ssoio.config.production import production_problems, trusted_proxy_problems
 from ssoio.errors import Problem
 
 __all__ = ["semantic_problems"]
 
 
-def semantic_problems(settings: Settings) -> list[Problem]:
-    """Every cross-field problem of ``settings``."""
+def semantic_problems(
+    settings: Settings, added: Sequence[Callable[[Settings], list[Problem]]] = ()
+) -> list[Problem]:
+    """Every cross-field problem of ``settings``, with those of the ``added`` checks
+    (``checks.Checks.problems``: the policy's)."""
     return [
         *_duplicates(settings),
         *_introspection(settings),
         *_key_cache(settings),
-        *policy_problems(settings),
+        *(problem for check in added for problem in check(settings)),
         *_login(settings),
         *_operations(settings),
         *_http_edge(settings),

@@ -26,8 +26,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ssoio.app import SsoServer
-from ssoio.config import Settings, load_settings
+from ssoio.config import Settings
 from ssoio.devidp import MOUNT_PATH, DevIdp
+from ssoio.settings import load_settings
 
 __all__ = ["Demo", "build_demo", "demo_env"]
 

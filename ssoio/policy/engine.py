@@ -13,7 +13,6 @@ from typing import Any
 
 from ssoio.config.model import Settings
 from ssoio.errors import Forbidden, IssuerUnknown, UnknownEvent
-from ssoio.oidc.verified import VerifiedToken
 from ssoio.policy.decision import Decision
 from ssoio.policy.events import CompiledEvent, EventRules, validate_payload
 from ssoio.policy.mapping import ClaimMapping, map_claims
@@ -51,12 +50,12 @@ class Policy:
 
     # -- identity -------------------------------------------------------------------
 
-    def principal(self, verified: VerifiedToken) -> Principal:
-        """The principal of a verified token, through its issuer's claim mapping."""
-        return self.principal_from_claims(verified.claims, verified.issuer.name)
-
     def principal_from_claims(self, claims: Mapping[str, Any], issuer: str) -> Principal:
-        """:raises IssuerUnknown | ClaimsInvalid:"""
+        """The principal of a token's (verified) claims, through the claim mapping of the
+        issuer configured as ``issuer`` (its name).
+
+        :raises IssuerUnknown | ClaimsInvalid:
+        """
         mapping = self.mappings.get(issuer)
         if mapping is None:
             raise IssuerUnknown(f"no issuer named {issuer!r}")

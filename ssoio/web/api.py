@@ -62,7 +62,7 @@ def api_routes(gateway: Gateway, reload: Callable[[], Awaitable[dict[str, Any]]]
         if clients and authorized_party(verified.claims) not in clients:
             # a scope can be granted to users too; the client says who is calling
             raise Forbidden("this API accepts only tokens issued to its service clients")
-        principal = gateway.policy.principal(verified)
+        principal = gateway.policy.principal_from_claims(verified.claims, verified.issuer.name)
         if not needed(principal):
             raise Forbidden(f"this API requires {needed.describe()}")
         return principal

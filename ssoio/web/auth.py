@@ -43,6 +43,7 @@ from ssoio.oidc.verified import VerifiedToken
 from ssoio.policy.engine import Policy
 from ssoio.realtime.gateway import Gateway
 from ssoio.realtime.origins import origin_of
+from ssoio.realtime.seams import LimiterFactory
 from ssoio.web.oidc_client import GrantRefused, LoginClient
 from ssoio.web.pages import error_page
 from ssoio.web.pending import PendingLogin, PendingLogins
@@ -61,11 +62,16 @@ class ReplayCache(Protocol):
 
 
 class BrowserLogin:
-    """The login issuer's browser flow, sessions and logout, for one node."""
+    """The login issuer's browser flow, sessions and logout, for one node.
+
+    :param shared_limits: per-address limits shared by a cluster's nodes (sign-ins).
+    :param replay: logout-token ``jti``s seen by any node of a cluster.
+    """
 
     def __init__(
         self, settings: Settings, providers: IdentityProviders, policy: Policy,
-        gateway: Gateway, store: SessionStore, clock: Clock,
+        gateway: Gateway, store: SessionStore, clock: Clock, *,
+        shared_limits: LimiterFactory | None = None, replay: ReplayCache | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.login = settings.login
@@ -80,10 +86,17 @@ class BrowserLogin:
         self.pending = PendingLogins(settings, clock)
         self.client = LoginClient(settings, providers, clock)
         limits = settings.limits
-        self.login_limit = AddressLimit(limits.logins_per_ip, clock, limits.max_tracked_keys)
+        shared = (
+            None
+            if shared_limits is None
+            else lambda local: shared_limits("logins", limits.logins_per_ip, local)
+        )
+        self.login_limit = AddressLimit(
+            limits.logins_per_ip, clock, limits.max_tracked_keys, shared
+        )
         self._locks = RefreshLocks()
         # BCL 1.0 §2.6 step 7 (optional, done here): a logout token's jti is used once
-        self.replay: ReplayCache | None = None  # shared by a cluster's nodes
+        self.replay = replay  # shared by a cluster's nodes
         self._seen_jti: TTLCache[tuple[str, str], bool] = TTLCache(
             maxsize=100_000, ttl=settings.login.logout_token_max_age_s * 2, timer=clock
         )
@@ -201,7 +214,8 @@ class BrowserLogin:
     async def me_route(self, request: Request) -> Response:
         try:
             _session, token = await self._current_token(request)
-            principal = self.policy.principal(await self.providers.verifier.verify(token))
+            verified = await self.providers.verifier.verify(token)
+            principal = self.policy.principal_from_claims(verified.claims, verified.issuer.name)
         except SsoioError as error:
             return error_response(error)
         body = {

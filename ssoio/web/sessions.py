@@ -64,6 +64,11 @@ class WebSession:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> WebSession:
+        """The inverse of ``as_dict`` (shared session stores keep sessions as fields)."""
+        return cls(**fields)
+
 
 class SessionStore(Protocol):
     """Where sessions live: memory by default, Redis when clustered."""

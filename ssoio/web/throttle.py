@@ -8,23 +8,29 @@ in at once. IPv6 clients are keyed by their /64: one subscriber usually holds a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.requests import Request
 
 from ssoio.addresses import client_key
 from ssoio.clock import Clock
 from ssoio.config.server import BucketSettings
-from ssoio.realtime.gateway import Limiter
 from ssoio.realtime.ratelimit import RateLimiter
+from ssoio.realtime.seams import Limiter
 
 __all__ = ["AddressLimit"]
 
 
 class AddressLimit:
-    """One token bucket per client address; the cluster may swap in a shared limiter."""
+    """One token bucket per client address; with ``shared``, one budget per address over
+    a cluster's nodes (``shared`` wraps this node's own limiter, its fallback)."""
 
-    def __init__(self, bucket: BucketSettings, clock: Clock, max_keys: int) -> None:
+    def __init__(
+        self, bucket: BucketSettings, clock: Clock, max_keys: int,
+        shared: Callable[[RateLimiter], Limiter] | None = None,
+    ) -> None:  # fmt: skip
         self.local = RateLimiter(bucket, clock, max_keys)
-        self.limiter: Limiter = self.local
+        self.limiter: Limiter = self.local if shared is None else shared(self.local)
 
     async def allow(self, request: Request) -> bool:
         # request.client is the peer, or the forwarded client when the peer is one of

@@ -26,8 +26,9 @@ from typing import Any
 
 import pytest
 
-from ssoio.config import Settings, load_settings
+from ssoio.config import Settings
 from ssoio.config.server import RealtimeSettings, ServerSettings
+from ssoio.settings import load_settings
 from tests.support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,10 +23,11 @@ from typing import Any
 
 import pytest
 
-from ssoio.config import Settings, load_settings
+from ssoio.config import Settings
 from ssoio.policy.engine import Policy
 from ssoio.policy.principal import Principal
 from ssoio.policy.requirements import parse
+from ssoio.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORT = ROOT / "config" / "keycloak" / "realm-export.json"

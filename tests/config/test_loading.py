@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from ssoio.config import Settings, load_settings, parse_settings
+from ssoio.config import Settings
 from ssoio.config.interpolation import interpolate
 from ssoio.errors import ConfigError
+from ssoio.settings import load_settings, parse_settings
 from tests.support.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]

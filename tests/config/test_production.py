@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ssoio.config.loading import validate_raw
 from ssoio.errors import ConfigError
+from ssoio.settings import validate_raw
 from tests.support.cli import run_cli
 
 SECRET = "k" * 40

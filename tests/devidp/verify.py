@@ -12,9 +12,9 @@ from typing import Any
 
 from ssoio.clock import Clock
 from ssoio.config import Settings
-from ssoio.config.loading import validate_raw
 from ssoio.oidc.id_tokens import Expectations
 from ssoio.oidc.providers import IdentityProviders
+from ssoio.settings import validate_raw
 from tests.devidp.browser import WEB_CLIENT
 from tests.devidp.harness import Running, http_client
 

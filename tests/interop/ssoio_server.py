@@ -14,9 +14,9 @@ from typing import Any
 import socketio
 
 from ssoio.app import SsoServer
-from ssoio.config import Settings, load_settings
-from ssoio.config.loading import validate_raw
+from ssoio.config import Settings
 from ssoio.serving import uvicorn_options
+from ssoio.settings import load_settings, validate_raw
 
 from .asgi_server import serve_asgi
 from .provider import NodeProvider

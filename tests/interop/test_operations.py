@@ -142,7 +142,7 @@ def config_file(tmp_path: Path, node_idp: NodeProvider) -> Path:
 async def test_reload_tightens_a_room_without_dropping_connections(
     node_idp: NodeProvider, config_file: Path
 ) -> None:
-    from ssoio.config import load_settings
+    from ssoio.settings import load_settings
 
     settings = load_settings(config_file, env={})
     async with running_ssoio(settings, config_path=str(config_file)) as (url, _server):

@@ -12,9 +12,9 @@ import pytest
 import pytest_asyncio
 
 from ssoio.config import Settings
-from ssoio.config.loading import validate_raw
 from ssoio.errors import AuthenticationError
 from ssoio.oidc.providers import IdentityProviders
+from ssoio.settings import validate_raw
 from tests.support.cli import run_cli
 
 from .provider import NodeProvider, ensure_node_modules, jwt_header, require_tool

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from ssoio.config import load_settings
 from ssoio.policy.engine import Policy
 from ssoio.policy.principal import Principal
+from ssoio.settings import load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "ssoio.example.toml"
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from ssoio.config.loading import validate_raw
 from ssoio.errors import ConfigError, InvalidPayload
 from ssoio.policy.engine import Policy
 from ssoio.policy.events import delivered_payload, validate_payload
 from ssoio.policy.principal import Principal
+from ssoio.settings import validate_raw
 
 ISSUER = {"name": "kc", "issuer": "https://idp.test", "audiences": ["api"]}
 SENDER = Principal(issuer="kc", subject="u-1", username="alice")

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from ssoio.config.loading import validate_raw
 from ssoio.config.policy import ClaimMappingSettings
 from ssoio.errors import ClaimsInvalid
 from ssoio.oidc.claims import ClaimRules, check_access_token
@@ -25,6 +24,7 @@ from ssoio.policy.mapping import ClaimMapping, map_claims
 from ssoio.policy.presets import PRESETS
 from ssoio.policy.principal import Principal
 from ssoio.policy.requirements import parse
+from ssoio.settings import validate_raw
 
 PRESET_DIR = Path(__file__).resolve().parents[2] / "config" / "presets"
 NAMES = sorted(PRESETS)

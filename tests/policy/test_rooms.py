@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from ssoio.config.loading import validate_raw
 from ssoio.errors import ConfigError
 from ssoio.policy.engine import Policy
 from ssoio.policy.patterns import parse_pattern, room_name_problem
 from ssoio.policy.principal import Principal, encode_segment
+from ssoio.settings import validate_raw
 
 ISSUER = {
     "name": "kc",

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from ssoio.config import load_settings
 from ssoio.errors import SsoioError
 from ssoio.oidc.providers import IdentityProviders
 from ssoio.policy.engine import Policy
 from ssoio.realtime.gateway import Gateway, room_key
+from ssoio.settings import load_settings
 from tests.policy.conftest import claims_of
 from tests.support.clock import FakeClock
 from tests.support.fake_idp import FakeIdp
@@ -307,14 +307,14 @@ async def test_sessions_that_authenticated_do_not_wake_the_timer_loop(world: Wor
     """Their timeout entries stay in the scheduler (lazy deletion); the loop must look past
     them instead of waking once for each (at 1,000 connects per second, 1,000 wake-ups)."""
     ticks = 0
-    tick = world.gateway.tick
+    tick = world.gateway.timers.tick
 
     async def counted() -> None:
         nonlocal ticks
         ticks += 1
         await tick()
 
-    world.gateway.tick = counted  # type: ignore[method-assign]
+    world.gateway.timers.tick = counted  # type: ignore[method-assign]
     for i in range(20):
         world.gateway.session_opened(f"e-s{i}", "10.0.0.1")
         await world.connect("alice", f"s{i}")

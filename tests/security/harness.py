@@ -31,8 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ssoio.app import SsoServer
 from ssoio.config import Settings
-from ssoio.config.loading import validate_raw
 from ssoio.serving import uvicorn_options
+from ssoio.settings import validate_raw
 from tests.interop.asgi_server import bound_port, quiet_config
 from tests.support.clock import FakeClock
 from tests.support.fake_idp import FakeIdp

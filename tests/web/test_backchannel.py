@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from ssoio.app import SsoServer
-from ssoio.config import load_settings
+from ssoio.settings import load_settings
 from ssoio.web.sessions import WebSession
 from tests.support.clock import FakeClock
 from tests.support.fake_idp import FakeIdp

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from ssoio.app import SsoServer
-from ssoio.config import load_settings
+from ssoio.settings import load_settings
 from tests.support.clock import FakeClock
 from tests.support.fake_idp import FakeIdp
 from tests.support.forge import SigningKey

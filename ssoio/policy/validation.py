@@ -1,15 +1,19 @@
-"""Cross-key checks of the policy sections, each a ``Problem`` with its key path."""
+"""The policy's checks of a configuration, run by its loader (``config.checks``): the
+requirement and room-pattern languages in single values, and cross-key checks of the
+policy sections, each problem with its key path."""
 
 from __future__ import annotations
 
+from ssoio.config.checks import Checks
 from ssoio.config.interpolation import key_path
 from ssoio.config.model import Settings
 from ssoio.config.policy import EventRule
 from ssoio.errors import Problem
 from ssoio.policy.patterns import parse_pattern
 from ssoio.policy.presets import PRESETS
+from ssoio.policy.requirements import parse as parse_requirement
 
-__all__ = ["policy_problems"]
+__all__ = ["POLICY_CHECKS", "policy_problems"]
 
 _BUILTIN_PLACEHOLDERS = frozenset({"sub", "username", "email", "groups", "roles"})
 
@@ -106,3 +110,9 @@ def _namespaces(settings: Settings) -> list[Problem]:
         for name in settings.policy.namespaces
         if not name.startswith("/")
     ]
+
+
+POLICY_CHECKS = Checks(
+    values={"requirement": parse_requirement, "room_pattern": parse_pattern},
+    problems=(policy_problems,),
+)
