@@ -19,7 +19,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from ssoio.realtime.engine import EngineSocket
+from ssoio.transport.engine import EngineSocket
 from tests.security.harness import Node, running_node, settings_from
 from tests.support.forge import SigningKey
 from tests.support.raw_client import (
@@ -604,7 +604,7 @@ def _held_by(task: asyncio.Task[Any]) -> list[Any]:
 
 
 async def test_an_idle_session_holds_two_tasks_and_not_its_access_token(live: Node) -> None:
-    """ssoio.realtime.engine: python-engineio parked five tasks per idle WebSocket session
+    """ssoio.transport.engine: python-engineio parked five tasks per idle WebSocket session
     (a reader and a writer, each wrapped by wait_for, and a ping task asleep) and kept the
     last message it handled (for an idle session, the CONNECT with the access token)."""
     before = _server_tasks()
