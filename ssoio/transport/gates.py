@@ -339,8 +339,8 @@ PIECES: tuple[Piece, ...] = (
             "handled (python-engineio keeps it until the next one)",
             "CLOSE sent on a ping timeout, and the transport ended with the session "
             "(python-engineio drops the CLOSE)",
-            "a WebSocket closed as soon as the client sends CLOSE (python-engineio closes it "
-            "after ping_interval + ping_timeout)",
+            "a pending long-poll answered NOOP when its session ends (python-engineio "
+            "answers it 400)",
             "a slow reader's transport freed at once at the backlog limit",
         ),
         tests="tests/transport/test_engine.py, tests/security/test_transport.py",
@@ -454,7 +454,7 @@ STOCK_KEEPS: tuple[str, ...] = (
     "the request head's total size (uvicorn's h11 protocol, h11_max_incomplete_event_size)",
     "the WebSocket frame limit (uvicorn's ws_max_size: 1009 before a large frame is read)",
     "TransportGuard and OriginGuard (ASGI middleware): JSONP refused, long-polling POST "
-    "limits, malformed frames, CLOSE ends the WebSocket, Origin allow-list",
+    "limits, malformed frames, either side's CLOSE ends the WebSocket, Origin allow-list",
     "the client address from the ASGI scope (REMOTE_ADDR corrected): per-IP limits",
     "unauthenticated sessions counted per address (python-engineio's connect handler)",
     "every connect refusal with its wire code (ConnectionRefusedError), "

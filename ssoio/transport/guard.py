@@ -15,8 +15,9 @@
   python-engineio would log a stack trace and answer "ok".
 * A WebSocket message over the transport limit closes it with 1009 (RFC 6455 §7.4.1);
   python-engineio's reader would end with 1000, as if all were well.
-* A WebSocket is closed as soon as the server sends the Engine.IO CLOSE packet;
-  python-engineio would keep it open until ping_interval + ping_timeout.
+* A WebSocket is closed as soon as the server sends the Engine.IO CLOSE packet, and
+  after the client's CLOSE has been handed on; python-engineio would keep it open until
+  ping_interval + ping_timeout (both transport paths: this is ASGI middleware).
 """
 
 from __future__ import annotations
@@ -183,9 +184,18 @@ class _WebSocketFrames:
         self._send = send
         self.max_bytes = max_bytes
         self.closed = False
+        self.client_closed = False  # the client sent Engine.IO CLOSE
 
     async def receive(self) -> Message:
         if self.closed:
+            return {"type": "websocket.disconnect", "code": 1000}
+        if self.client_closed:
+            # Engine.IO v4 "close": the client's CLOSE ends the session, and the server
+            # closes the transport. The CLOSE was handed on (the session ends); the read
+            # after it closes the WebSocket, whichever Engine.IO session class runs:
+            # python-engineio's own would wait for its read timeout, ping_interval +
+            # ping_timeout (docs/upstream/python-engineio-client-close-websocket-open.md)
+            await self._close(1000)
             return {"type": "websocket.disconnect", "code": 1000}
         message = await self._receive()
         if _size(message) > self.max_bytes:
@@ -201,6 +211,7 @@ class _WebSocketFrames:
             log.warning("engineio.frame.malformed length=%d", len(text))
             await self._close(1002)
             return {"type": "websocket.disconnect", "code": 1002}
+        self.client_closed = text == CLOSE_PACKET
         return message
 
     async def send(self, message: Message) -> None:

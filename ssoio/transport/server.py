@@ -429,7 +429,7 @@ class StockSocketServer(SocketServerBase[App]):
         self.gateway.disconnected(sid, eio_sid, str(args[0]) if args else "")
         return None
 
-    async def _on_event(self, event: str, namespace: str, sid: str, *data: Any) -> Any:
+    async def _on_event(self, event: object, namespace: str, sid: str, *data: Any) -> Any:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -439,7 +439,9 @@ class StockSocketServer(SocketServerBase[App]):
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _event(self, event: str, sid: str, data: list[Any]) -> dict[str, Any] | None:
+    async def _event(self, event: object, sid: str, data: list[Any]) -> dict[str, Any] | None:
+        if not isinstance(event, str):  # a number or null: python-socketio hands it on
+            return _error(InvalidPayload("an event needs a name"))
         if event in RESERVED_EVENTS:
             log.warning("socketio.event.reserved name=%s", event)
             return _error(UnknownEvent())
