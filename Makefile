@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_STAMP := tests/interop/node_modules/.installed
 
-.PHONY: install node system-deps lint test smoke-lowest smoke-pinned demo bench audit lock clean
+.PHONY: install node system-deps lint test test-stock smoke-lowest smoke-pinned demo bench audit lock clean
 
 install: $(STAMP)
 
@@ -32,9 +32,21 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# smoke-lowest runs before the suite (its last lines stay pytest's summary).
+# smoke-lowest runs before the suite (its last lines stay pytest's summary). Then the
+# stock transport path (test-stock).
 test: install system-deps node lint smoke-lowest
 	$(BIN)/pytest
+	SSOIO_TRANSPORT=stock $(BIN)/pytest $(STOCK_SUITES)
+
+# The stock transport path (server.transport = "stock": uvicorn's, python-engineio's and
+# python-socketio's own classes; ssoio/transport/gates.py): the security, transport and
+# interop suites again, every node the harnesses start on that path
+# (tests/support/transport_path.py), minus the tests of protections only ssoio's classes
+# have (marked ssoio_transport with their reason; deselected by tests/conftest.py).
+STOCK_SUITES := tests/security tests/transport tests/interop
+
+test-stock: install system-deps node
+	SSOIO_TRANSPORT=stock $(BIN)/pytest $(STOCK_SUITES)
 
 # pyproject.toml's ranges, tested: a throwaway virtual environment gets ssoio with every
 # direct dependency at its lowest allowed version (name==floor; transitive ones float),

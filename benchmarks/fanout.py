@@ -839,7 +839,7 @@ STEPS = (
     ("socketio/async_manager.py", "emit", "AsyncManager.emit (one task per recipient)"),
     ("socketio/async_server.py", "_send_eio_packet", "AsyncServer._send_eio_packet"),
     ("engineio/async_socket.py", "send", "engineio AsyncSocket.send (queue)"),
-    ("ssoio/realtime/engine.py", "_write", "EngineSocket._write (websocket sends)"),
+    ("ssoio/transport/engine.py", "_write", "EngineSocket._write (websocket sends)"),
 )
 
 

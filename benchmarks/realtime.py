@@ -457,7 +457,7 @@ SETUP = """\
   returns `{{"ok": true}}`. With `--tuned-baseline`, the same app also runs "tuned as
   ssoio runs": websockets-sansio, no permessage-deflate, ssoio's GC thresholds, WARNING
   logging, no access log, no proxy headers; uvicorn's and python-engineio's own classes
-  (ssoio's lighter ones, `ssoio/protocols.py` and `ssoio/realtime/engine.py`, are part of
+  (ssoio's lighter ones, `ssoio/transport/protocols.py` and `ssoio/transport/engine.py`, are part of
   what ssoio brings).
 - ssoio: `SsoServer(validate_raw(config, {{}}))` run as `ssoio serve` runs it
   (`tune_garbage_collector()`, `uvicorn_config(...)`: websockets-sansio, no

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp
 from ssoio.audit import Observer
 from ssoio.clock import Clock, system_clock
 from ssoio.cluster.bus import ClusterBus
-from ssoio.cluster.node import ClusterManager, link, shared_limiter
+from ssoio.cluster.node import link, shared_limiter
 from ssoio.cluster.state import RedisReplayCache, RedisSessionStore
 from ssoio.config.model import Settings
 from ssoio.config.policy import BUILTIN_EVENTS, EventRule, FieldSpec, RequirementSpec
@@ -44,8 +44,11 @@ from ssoio.oidc.providers import IdentityProviders
 from ssoio.policy.engine import Policy
 from ssoio.policy.events import CompiledEvent
 from ssoio.realtime.gateway import Gateway, Handler
-from ssoio.realtime.server import SocketServer
 from ssoio.settings import CHECKS, load_settings
+from ssoio.transport.gates import select
+from ssoio.transport.guard import TransportGuard
+from ssoio.transport.paths import socket_server
+from ssoio.transport.server import SocketServerBase
 from ssoio.web.api import api_routes
 from ssoio.web.auth import BrowserLogin
 from ssoio.web.headers import SecurityHeaders
@@ -54,7 +57,6 @@ from ssoio.web.metrics import metrics_route
 from ssoio.web.origin_guard import OriginGuard
 from ssoio.web.responses import error_response
 from ssoio.web.sessions import MemorySessionStore, SessionStore, WebSession
-from ssoio.web.transport_guard import TransportGuard
 
 __all__ = ["SsoServer"]
 
@@ -89,13 +91,13 @@ class SsoServer:
         self.observe = Observer(self.metrics)
         self.providers = IdentityProviders(settings, clock=clock, http=http, observe=self.observe)
         self.bus: ClusterBus | None = None
-        manager = None
         if settings.cluster.enabled:
             self.bus = ClusterBus(settings.cluster, self.observe)
-            manager = ClusterManager(settings.cluster.redis_url,
-                                     channel=f"{settings.cluster.channel}:socketio")  # fmt: skip
         self.login: BrowserLogin | None = None  # (set while the gateway is built)
-        self.sio = SocketServer(settings, self._gateway_for(clock, sessions), manager)
+        # which transport pieces run ssoio's classes (ssoio.transport.gates): read by
+        # ssoio.serving for uvicorn's protocols too
+        self.transport = select(settings.server.transport)
+        self.sio = socket_server(settings, self._gateway_for(clock, sessions), self.transport)
         self.gateway = self.sio.gateway
         if self.bus is not None:
             link(self.gateway, self.bus, self._reload_from_cluster)
@@ -129,7 +131,7 @@ class SsoServer:
 
     def _gateway_for(
         self, clock: Clock, store: SessionStore | None
-    ) -> Callable[[SocketServer], Gateway]:
+    ) -> Callable[[SocketServerBase[Gateway]], Gateway]:
         """How the Socket.IO server builds its gateway: everything it needs, at once."""
         settings, bus = self.settings, self.bus
         shared = shared_limiter(bus, settings, clock) if bus is not None else None
@@ -139,7 +141,7 @@ class SsoServer:
             self.login = self._browser_login(gateway, store or self._session_store(clock), clock)
             return self.login
 
-        def gateway_for(transport: SocketServer) -> Gateway:
+        def gateway_for(transport: SocketServerBase[Gateway]) -> Gateway:
             return Gateway(
                 settings, self.providers, self.policy, transport, clock=clock,
                 observe=self.observe, cluster=bus, shared_limits=shared, timing=timing,
@@ -316,7 +318,7 @@ RESTART_KEYS = (
     "server.max_request_line_bytes", "server.max_header_line_bytes", "server.max_header_bytes",
     "server.max_headers", "server.max_body_bytes", "server.header_timeout_s",
     "server.body_timeout_s", "server.max_connections_per_address",
-    "server.max_partial_heads_per_address",
+    "server.max_partial_heads_per_address", "server.transport",
     "realtime.ping_interval_s", "realtime.ping_timeout_s", "policy.namespaces", "api",
     "login", "logging", "metrics", "cluster",
 )  # fmt: skip
@@ -329,7 +331,7 @@ async def _ssoio_error(_request: Any, error: Exception) -> Response:
 
 async def _client_gone(_request: Any, _error: Exception) -> Response:
     # The client went away, or the HTTP edge closed a request whose body came too slowly
-    # or grew too large (ssoio.protocols): nobody reads this answer, and nothing failed.
+    # or grew too large (ssoio.transport.protocols): nobody reads this answer, and nothing failed.
     return Response(status_code=400)
 
 

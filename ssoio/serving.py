@@ -1,9 +1,11 @@
 """Running an ``SsoServer`` under uvicorn, configured as measured in benchmarks/.
 
-* httptools and websockets-sansio, each handshake parsed once (``ssoio.protocols``); the
-  legacy websockets implementation calls ``inspect.signature()`` per connection (13% of
-  connect CPU here);
-* the HTTP edge's bounds on every request and client address (``ssoio.edge``);
+* httptools and websockets-sansio, each handshake parsed once
+  (``ssoio.transport.protocols``); the legacy websockets implementation calls
+  ``inspect.signature()`` per connection (13% of connect CPU here). On the stock
+  transport path (``server.transport``, ``ssoio.transport.gates``): uvicorn's h11 and
+  websockets-sansio protocols;
+* the HTTP edge's bounds on every request and client address (``ssoio.transport.edge``);
 * permessage-deflate only when configured: it triples memory per connection;
 * raised GC thresholds (``process.tune_garbage_collector``);
 * no access log: request lines carry query strings, and a client may put a token there;
@@ -31,10 +33,10 @@ from starlette.applications import Starlette
 from ssoio.app import SsoServer
 from ssoio.config.model import Settings
 from ssoio.config.operations import LoggingSettings, TlsSettings
-from ssoio.edge import ConnectionLedger, HttpLimits
 from ssoio.errors import ConfigError
 from ssoio.process import tune_garbage_collector
-from ssoio.protocols import HttpProtocol, WebSocketProtocol
+from ssoio.transport.edge import ConnectionLedger, HttpLimits
+from ssoio.transport.paths import uvicorn_protocols
 from ssoio.web.metrics import metrics_route
 
 __all__ = [
@@ -62,8 +64,7 @@ def uvicorn_options(server: SsoServer) -> dict[str, Any]:
     ledger = ConnectionLedger(settings.max_connections_per_address, settings.trusted_proxies,
                               server.observe, settings.max_partial_heads_per_address)  # fmt: skip
     return {
-        "http": HttpProtocol.bound(limits, ledger),
-        "ws": WebSocketProtocol,
+        **uvicorn_protocols(server.transport, limits, ledger),
         "ws_per_message_deflate": settings.websocket_compression,
         # uvicorn's default buffers frames of up to 16 MiB before ssoio sees them (10
         # anonymous sockets: +230 MB); larger frames are refused with 1009 as they start

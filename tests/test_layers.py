@@ -27,12 +27,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "policy": _BASE | {"config"},
     "oidc": _BASE | {"config", "audit"},
     "devidp": _BASE | {"config", "oidc"},
-    "edge": _BASE | {"config", "addresses"},
     # Everything that knows Engine.IO, the WebSocket handshake or a dependency's private
     # code (issue #17): below realtime, which it calls through a protocol of its own.
-    "transport": _BASE | {"config", "addresses", "audit", "metrics", "edge", "process"},
-    # (moving into transport; until then it reads realtime's Engine.IO packet queue)
-    "protocols": _BASE | {"config", "addresses", "edge", "realtime"},
+    "transport": _BASE | {"config", "addresses"},
     # realtime reaches the cluster through its own protocol (realtime.seams.Cluster)
     "realtime": _BASE | {"config", "addresses", "audit", "policy", "oidc", "transport"},
     # the cluster does not know the web package's sessions (cluster.state.StoredSession)
@@ -42,12 +39,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     # the composition: what puts the packages together
     "settings": frozenset({"config", "policy"}),
     "app": _LEAVES
-    | {"config", "policy", "oidc", "realtime", "cluster", "web", "settings", "transport", "edge"},
+    | {"config", "policy", "oidc", "realtime", "cluster", "web", "settings", "transport"},
     "demo": _BASE | {"config", "devidp", "settings", "app"},
-    "serving": _LEAVES
-    | {"config", "edge", "protocols", "transport", "web", "settings", "app", "demo"},
-    "cli": _LEAVES
-    | {"config", "policy", "oidc", "devidp", "settings", "serving", "app", "demo", "edge"},
+    "serving": _LEAVES | {"config", "transport", "web", "settings", "app", "demo"},
+    "cli": _LEAVES | {"config", "policy", "oidc", "devidp", "settings", "serving", "app", "demo"},
     "__init__": frozenset({"app", "config", "errors", "oidc", "policy", "settings"}),
     "__main__": frozenset({"cli"}),
 }

@@ -9,8 +9,8 @@ the interpreter's default garbage collector. One ``echo`` event handler returns
 ``--tuned`` runs the same app with the settings ssoio runs with (``ssoio.serving.uvicorn_config``
 and ``tune_garbage_collector``): websockets-sansio, no permessage-deflate, raised GC
 thresholds, WARNING logging, no access log, no proxy headers, no server header; uvicorn's
-and python-engineio's own classes, not ssoio's lighter ones (``ssoio.protocols``,
-``ssoio.realtime.engine``). The gap between it and ssoio is what ssoio costs, net of what
+and python-engineio's own classes, not ssoio's lighter ones (``ssoio.transport.protocols``,
+``ssoio.transport.engine``). The gap between it and ssoio is what ssoio costs, net of what
 those save.
 
 Run (``benchmarks/realtime.py`` does): ``.venv/bin/python benchmarks/servers/bare.py --port N``

@@ -1,12 +1,10 @@
-"""Joining a node to its cluster: the Socket.IO manager, the bus handlers, shared state."""
+"""Joining a node to its cluster: the bus handlers, shared state. (The Socket.IO manager
+that carries room emits between nodes is ``ssoio.transport.manager.ClusterManager``.)"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-import socketio
 
 from ssoio.clock import Clock
 from ssoio.cluster.bus import ClusterBus
@@ -16,43 +14,9 @@ from ssoio.config.server import BucketSettings
 from ssoio.policy.principal import principal_from_dict, principal_to_dict
 from ssoio.policy.visibility import FieldVisibility
 from ssoio.realtime.gateway import Gateway
-from ssoio.realtime.manager import IndexedRooms
 from ssoio.realtime.ratelimit import RateLimiter
 
-__all__ = ["ClusterManager", "link", "shared_limiter"]
-
-
-class ClusterManager(IndexedRooms, socketio.AsyncRedisManager):  # type: ignore[misc]
-    """python-socketio's Redis manager (room emits across nodes), with the room index.
-
-    python-socketio delivers an emit to this node's members first and publishes it for the
-    other nodes after, so with thousands of members here every other node waits for this
-    node's whole fan-out. Here the publish starts first (it runs until its command is
-    written to Redis) and this node delivers while Redis answers."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._publishing: dict[int, asyncio.Task[Any]] = {}
-
-    async def _handle_emit(self, message: dict[str, Any]) -> None:
-        if message.get("host_id") != self.host_id:  # from another node: deliver only
-            await super()._handle_emit(message)
-            return
-        publish = asyncio.ensure_future(super()._publish(message))
-        self._publishing[id(message)] = publish
-        await asyncio.sleep(0)  # let it write to Redis
-        try:
-            await super()._handle_emit(message)
-        except BaseException:
-            # python-socketio will not call _publish; the publish finishes by itself
-            self._publishing.pop(id(message), None)
-            raise
-
-    async def _publish(self, data: dict[str, Any]) -> Any:
-        started = self._publishing.pop(id(data), None)
-        if started is not None:
-            return await started
-        return await super()._publish(data)
+__all__ = ["link", "shared_limiter"]
 
 
 def link(gateway: Gateway, bus: ClusterBus, reload: Callable[[], Awaitable[Any]]) -> None:

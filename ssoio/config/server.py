@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -33,11 +33,15 @@ class ServerSettings(Section):
     public_url: Annotated[str, Field(pattern=r"^https?://[^/]+(/.*)?$")] = "http://127.0.0.1:8000"
     allowed_origins: tuple[Origin, ...] = ()
     websocket_compression: bool = False
+    # "ssoio": ssoio's transport classes where each is verified against the installed
+    # dependency (ssoio.transport.gates); "stock": the dependencies' own classes
+    # everywhere, with the protections public seams keep (docs/security.md)
+    transport: Literal["ssoio", "stock"] = "ssoio"
     insecure_allow_query_token: bool = False
     trusted_proxies: tuple[str, ...] = ()
     tls: TlsSettings = TlsSettings()
     shutdown_grace_s: float = Field(10, ge=0, le=300)
-    # The HTTP edge, below every route (ssoio.edge): request head and body sizes, read
+    # The HTTP edge, below every route (ssoio.transport.edge): request head and body sizes, read
     # deadlines against slow clients, open TCP connections per client address.
     max_request_line_bytes: int = Field(8192, ge=256, le=1024 * 1024)
     max_header_line_bytes: int = Field(32768, ge=1024, le=8 * 1024 * 1024)

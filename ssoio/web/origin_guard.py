@@ -28,8 +28,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ssoio.audit import Observer
 from ssoio.errors import OriginDenied
-from ssoio.realtime.environ import ENGINE_PATH, serves_engine
 from ssoio.realtime.origins import OriginPolicy
+from ssoio.transport.environ import ENGINE_PATH, serves_engine
 
 __all__ = ["OriginGuard"]
 

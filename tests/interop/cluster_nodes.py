@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.transport_path import transport_path
+
 from .provider import NodeProvider
 from .ssoio_server import EXAMPLE
 
@@ -40,6 +42,8 @@ def cluster_config(path: Path, idp: NodeProvider, redis_url: str, public_url: st
         'admin_requires = "scope:ssoio:admin"': 'admin_requires = "scope:ssoio:emit"',
         "request_timeout_s = 0.5": "request_timeout_s = 1.0",
         "heartbeat_s = 5": "heartbeat_s = 1",
+        # the suite's transport path (SSOIO_TRANSPORT, tests/support/transport_path.py)
+        'transport = "ssoio"': f'transport = "{transport_path()}"',
     }  # fmt: skip
     for old, new in replacements.items():
         assert old in text, old

@@ -17,6 +17,7 @@ from ssoio.app import SsoServer
 from ssoio.config import Settings
 from ssoio.serving import uvicorn_options
 from ssoio.settings import load_settings, validate_raw
+from tests.support.transport_path import on_path
 
 from .asgi_server import serve_asgi
 from .provider import NodeProvider
@@ -60,7 +61,8 @@ def _plain(value: Any) -> Any:
 @asynccontextmanager
 async def running_ssoio(settings: Settings, **kwargs: Any) -> AsyncIterator[tuple[str, SsoServer]]:
     """An ssoio node with uvicorn configured as ``ssoio serve`` does; yields (url, server)."""
-    server = SsoServer(settings, **kwargs)
+    # on the suite's transport path (SSOIO_TRANSPORT, tests/support/transport_path.py)
+    server = SsoServer(on_path(settings), **kwargs)
     options = {**uvicorn_options(server), "timeout_graceful_shutdown": 1}
     async with serve_asgi(server.asgi_app, **options) as url:
         yield url, server

@@ -38,6 +38,7 @@ from tests.support.clock import FakeClock
 from tests.support.fake_idp import FakeIdp
 from tests.support.forge import SigningKey, forge
 from tests.support.raw_client import CONNECT, CONNECT_ERROR, RawSocket, SioPacket
+from tests.support.transport_path import on_path
 
 __all__ = [
     "AUDIENCE",
@@ -454,7 +455,8 @@ async def running_node(
     logs = LogCapture()
     client = http or idp.client()
     try:
-        server = SsoServer(settings or settings_from(), clock=clock, http=client)
+        # on the suite's transport path (SSOIO_TRANSPORT, tests/support/transport_path.py)
+        server = SsoServer(on_path(settings or settings_from()), clock=clock, http=client)
         server.providers.sleep = clock.sleep  # key refreshes happen when the test moves time
         if configure is not None:
             configure(server)

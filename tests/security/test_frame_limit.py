@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from ssoio.app import SsoServer
-from ssoio.realtime.server import message_limit
+from ssoio.transport.server import message_limit
 from tests.interop.asgi_server import serve_asgi
 from tests.interop.js_client import JsClientError
 from tests.interop.node_scripts import run_json_script

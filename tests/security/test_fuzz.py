@@ -38,6 +38,7 @@ from tests.support.raw_client import (
     SocketClosedError,
     parse_packet,
 )
+from tests.support.transport_path import MALFORMED_PACKETS, ssoio_only
 
 T = TypeVar("T")
 
@@ -417,6 +418,7 @@ def check_packet(raw: str) -> None:
         assert packet.data["data"]["code"] in CONNECT_CODES, raw
 
 
+@ssoio_only(MALFORMED_PACKETS)
 @LIVE_FUZZ
 @given(frame=frames)
 def test_fuzzed_frames(loop_thread: LoopThread, live_node: Live, frame: str | bytes) -> None:
@@ -452,5 +454,6 @@ def test_fuzzed_frames(loop_thread: LoopThread, live_node: Live, frame: str | by
     loop_thread.run(check())
 
 
+@ssoio_only(MALFORMED_PACKETS)
 def test_after_the_fuzz_the_node_is_healthy(loop_thread: LoopThread, live_node: Live) -> None:
     loop_thread.run(live_node.node.assert_healthy())

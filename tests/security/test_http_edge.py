@@ -26,6 +26,7 @@ from tests.security.harness import EXAMPLE, Node, running_node, settings_from
 from tests.support.forge import SigningKey
 from tests.support.raw_client import PollingSession
 from tests.support.raw_http import RawHttp, rss_kib, status_of
+from tests.support.transport_path import HTTP_EDGE, ssoio_only
 
 HEADER_TIMEOUT_S = 1.5
 BODY_TIMEOUT_S = 1.5
@@ -81,6 +82,7 @@ OVERSIZE = [
 ]  # fmt: skip
 
 
+@ssoio_only(HTTP_EDGE)
 @pytest.mark.parametrize(("target", "lines"), [(t, ln) for _, t, ln in ROUTES],
                          ids=[name for name, _, _ in ROUTES])  # fmt: skip
 @pytest.mark.parametrize(("build", "status"), [(b, s) for _, b, s in OVERSIZE],
@@ -97,6 +99,7 @@ async def test_an_oversized_head_is_refused_and_closed(
     await live.assert_healthy()
 
 
+@ssoio_only(HTTP_EDGE)
 async def test_a_head_at_the_limits_is_served(live: Node) -> None:
     """Control: a token of tokens.max_bytes (16,384) in an Authorization header, and a
     request line just under the limit, are served."""
@@ -110,6 +113,7 @@ async def test_a_head_at_the_limits_is_served(live: Node) -> None:
     await live.assert_healthy()
 
 
+@ssoio_only(HTTP_EDGE)
 @pytest.mark.parametrize(
     ("path", "lines"),
     [("/api/v1/emit", "Content-Type: application/json\r\n"),
@@ -143,6 +147,7 @@ async def trickle(client: RawHttp, chunks: Iterator[bytes], pause_s: float) -> N
     await client.send(chunks, pause_s=pause_s)
 
 
+@ssoio_only(HTTP_EDGE)
 @pytest.mark.parametrize(("target", "lines"), [(t, ln) for _, t, ln in ROUTES],
                          ids=[name for name, _, _ in ROUTES])  # fmt: skip
 async def test_a_slow_head_is_closed_at_its_deadline(live: Node, target: str, lines: str) -> None:
@@ -163,6 +168,7 @@ async def test_a_slow_head_is_closed_at_its_deadline(live: Node, target: str, li
     await live.assert_healthy()
 
 
+@ssoio_only(HTTP_EDGE)
 async def test_an_idle_connection_is_closed_quietly(live: Node) -> None:
     """A connection that never sends a byte is closed after server.header_timeout_s,
     without an answer (nothing was asked)."""
@@ -175,6 +181,7 @@ async def test_an_idle_connection_is_closed_quietly(live: Node) -> None:
     await live.assert_healthy()
 
 
+@ssoio_only(HTTP_EDGE)
 async def test_a_kept_alive_connection_gets_a_deadline_for_its_next_head(live: Node) -> None:
     """After an answer, the next head must come within server.header_timeout_s too."""
     client = await RawHttp.open(live.url)
@@ -193,6 +200,7 @@ async def test_a_kept_alive_connection_gets_a_deadline_for_its_next_head(live: N
     await live.assert_healthy()
 
 
+@ssoio_only(HTTP_EDGE)
 async def test_a_slow_body_is_closed_at_its_deadline(live: Node) -> None:
     """A body sent 10 bytes every 0.3 s (back-channel logout form; an Engine.IO long-polling
     POST of a live session): 408 once server.body_timeout_s passed, others answered."""
@@ -239,6 +247,7 @@ async def open_until_refused(url: str, attempts: int) -> tuple[list[RawHttp], in
     return kept, len(clients) - len(kept)
 
 
+@ssoio_only(HTTP_EDGE)
 async def test_connections_per_address_are_capped(capped: Node) -> None:
     """server.max_connections_per_address: the connection over the cap is closed at once
     (without a byte), one audit line and metric for the address however many are refused;
@@ -268,6 +277,7 @@ async def test_connections_per_address_are_capped(capped: Node) -> None:
     await capped.assert_healthy()
 
 
+@ssoio_only(HTTP_EDGE)
 async def test_heads_in_progress_per_address_are_capped(rsa_key: SigningKey) -> None:
     """server.max_partial_heads_per_address: slow heads from one address hold at most
     that many x max_header_bytes; a connection starting one more head is closed at once.

@@ -20,6 +20,13 @@ from websockets.exceptions import ConnectionClosed
 from tests.security.harness import Node, running_node, settings_from
 from tests.support.forge import SigningKey
 from tests.support.raw_client import PollingSession, RawSocket, upgrade_websocket
+from tests.support.transport_path import (
+    BACKLOG_LIMIT,
+    MALFORMED_PACKETS,
+    PING_TIMEOUT,
+    POLL_ENDS_WITH_NOOP,
+    ssoio_only,
+)
 
 CLOSE_WAIT_S = 2.0  # a bound, not a timing assertion: the closes come at once
 BACKLOG = 20  # realtime.max_backlog_packets of the module's node
@@ -109,6 +116,7 @@ class TestEverySessionEndClosesTheTransport:
         assert socket.ended, "no Engine.IO CLOSE before the WebSocket close"
         await live.assert_healthy()
 
+    @ssoio_only(MALFORMED_PACKETS)
     async def test_the_server_closes_after_a_malformed_socketio_packet(self, live: Node) -> None:
         """server.py: a packet python-socketio cannot decode ends the session."""
         socket, sid = await live.client("erin")
@@ -164,6 +172,7 @@ class TestEverySessionEndClosesTheTransport:
                     await asyncio.wait_for(ws.recv(), CLOSE_WAIT_S)
         await live.assert_healthy()
 
+    @ssoio_only(BACKLOG_LIMIT)
     async def test_a_client_that_never_reads_is_cut_off_at_the_backlog_limit(
         self, live: Node
     ) -> None:
@@ -190,6 +199,7 @@ class TestEverySessionEndClosesTheTransport:
         assert await held_settles(live, baseline) <= baseline
         await live.assert_healthy()
 
+    @ssoio_only(POLL_ENDS_WITH_NOOP)
     async def test_a_client_close_ends_the_pending_long_poll(self, live: Node) -> None:
         """Engine.IO v4 polling: a POSTed CLOSE answers the pending GET at once (it used
         to wait for ping_interval + ping_timeout, 45 s)."""
@@ -217,6 +227,7 @@ class TestEverySessionEndClosesTheTransport:
         await live.assert_healthy()
 
     @pytest.mark.parametrize("packet", ["4hello", "42[", '42["chat:send",{', "4" + "[" * 500])
+    @ssoio_only(MALFORMED_PACKETS)
     async def test_a_malformed_socketio_packet_over_long_polling(
         self, live: Node, packet: str
     ) -> None:
@@ -261,6 +272,7 @@ async def test_close_cannot_hold_sockets_beyond_the_per_ip_cap(live: Node) -> No
 # -- heartbeats and shutdown: nodes of their own ------------------------------------------
 
 
+@ssoio_only(PING_TIMEOUT)
 async def test_a_ping_timeout_closes_the_websocket(rsa_key: SigningKey) -> None:
     """Engine.IO v4 "Heartbeat": the sweep ends the session, CLOSE then the WebSocket."""
     settings = settings_from(realtime={"ping_interval_s": 0.2, "ping_timeout_s": 0.3})

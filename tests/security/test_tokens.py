@@ -28,6 +28,7 @@ from ssoio.web.sessions import WebSession
 from tests.security.harness import ISSUER, Node, example_raw, running_node, settings_from
 from tests.support.forge import SigningKey, b64url, forge
 from tests.support.raw_client import CONNECT, CONNECT_ERROR, PollingSession, parse_packet
+from tests.support.transport_path import HANDSHAKE_LIMITS, MALFORMED_PACKETS, ssoio_only
 
 NOW = 1_800_000_000  # FakeClock's start; the module's node never moves its clock
 
@@ -538,6 +539,7 @@ async def test_oversized_bearer_token(live: Node, kit: Kit) -> None:
     await live.assert_healthy()
 
 
+@ssoio_only(HANDSHAKE_LIMITS)
 async def test_oversized_bearer_token_on_a_websocket(live: Node, kit: Kit) -> None:
     """The same over a WebSocket handshake: its header line (16 KiB + "Bearer ") is over
     websockets' default 8 KiB, so ssoio raises that limit to tokens.max_bytes + 1 KiB."""
@@ -577,6 +579,7 @@ async def test_auth_over_the_transport_limit_closes_the_websocket(live: Node, ki
         await live.assert_healthy()
 
 
+@ssoio_only(MALFORMED_PACKETS)
 async def test_malformed_auth_json_closes_the_session(live: Node) -> None:
     """README input bounds: a malformed packet closes the session with one log line."""
     socket = await live.open()

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from ssoio.realtime.engine import EngineSocket
+from ssoio.transport.engine import EngineSocket
 from tests.security.harness import Node, running_node, settings_from
 from tests.support.forge import SigningKey
 from tests.support.raw_client import (
@@ -30,6 +30,15 @@ from tests.support.raw_client import (
     encode_event,
     handshake_status,
     upgrade_websocket,
+)
+from tests.support.transport_path import (
+    BACKLOG_LIMIT,
+    BINARY_NOT_BUFFERED,
+    HANDSHAKE_LIMITS,
+    MALFORMED_PACKETS,
+    PING_TIMEOUT,
+    SESSION_INTERNALS,
+    ssoio_only,
 )
 
 SIBLING_ALLOWED = "https://chat.acme.example"
@@ -218,6 +227,7 @@ async def test_the_sentinels_sid_cannot_be_hijacked(live: Node, how: str) -> Non
 @pytest.mark.parametrize(("size", "status"), [(12_000, b"101"), (40_000, b"431")],
                          ids=["a header line under tokens.max_bytes + 1 KiB",
                               "a header line over tokens.max_bytes + 1 KiB"])  # fmt: skip
+@ssoio_only(HANDSHAKE_LIMITS)
 async def test_handshake_with_a_large_header_is_answered(
     live: Node, size: int, status: bytes
 ) -> None:
@@ -302,6 +312,7 @@ async def outcome_of(live: Node, socket: RawSocket, sid: str) -> str:
 
 
 @pytest.mark.parametrize(("source", "frame", "outcome"), MALFORMED, ids=[m[0] for m in MALFORMED])
+@ssoio_only(MALFORMED_PACKETS)
 async def test_malformed_packet(live: Node, source: str, frame: str | bytes, outcome: str) -> None:
     socket, sid = await live.client("erin")
     await socket.send(frame)
@@ -345,6 +356,7 @@ async def test_oversized_event(live: Node, size: int, outcome: str) -> None:
                          ids=["Engine.IO v4 payload: no packet type", "an empty payload",
                               "a message that is JSON", "base64 that is not",
                               "a good packet, then a bad one"])  # fmt: skip
+@ssoio_only(MALFORMED_PACKETS)
 async def test_malformed_polling_post(live: Node, body: str) -> None:
     """README input bounds, long-polling: a payload that is no Engine.IO packet is answered
     4xx or ends the session; no stack trace, nothing left behind."""
@@ -388,6 +400,7 @@ BINARY: list[tuple[str, str, int]] = [
 
 
 @pytest.mark.parametrize(("source", "header", "frames"), BINARY, ids=[b[0] for b in BINARY])
+@ssoio_only(BINARY_NOT_BUFFERED)
 async def test_binary_events_are_not_buffered(
     live: Node, source: str, header: str, frames: int
 ) -> None:
@@ -406,6 +419,7 @@ async def test_binary_events_are_not_buffered(
     await live.assert_healthy()
 
 
+@ssoio_only(BINARY_NOT_BUFFERED)
 async def test_binary_event_before_connect(live: Node) -> None:
     socket = await live.open()
     await socket.send("451-" + json.dumps(["x", PLACEHOLDER]))
@@ -561,6 +575,7 @@ async def test_a_client_that_never_reads_does_not_stall_others(live: Node) -> No
     await live.assert_healthy()
 
 
+@ssoio_only(BACKLOG_LIMIT)
 async def test_a_client_that_never_reads_is_disconnected_at_the_backlog_limit(
     live: Node,
 ) -> None:
@@ -604,8 +619,9 @@ def _held_by(task: asyncio.Task[Any]) -> list[Any]:
     return held
 
 
+@ssoio_only(SESSION_INTERNALS)
 async def test_an_idle_session_holds_two_tasks_and_not_its_access_token(live: Node) -> None:
-    """ssoio.realtime.engine: python-engineio parked five tasks per idle WebSocket session
+    """ssoio.transport.engine: python-engineio parked five tasks per idle WebSocket session
     (a reader and a writer, each wrapped by wait_for, and a ping task asleep) and kept the
     last message it handled (for an idle session, the CONNECT with the access token)."""
     before = _server_tasks()
@@ -624,6 +640,7 @@ async def test_an_idle_session_holds_two_tasks_and_not_its_access_token(live: No
     await live.assert_healthy()
 
 
+@ssoio_only(SESSION_INTERNALS)
 async def test_a_closed_session_leaves_no_ping_timer(live: Node) -> None:
     """python-engineio left a closed session's ping task asleep for ping_interval."""
     socket, _ = await live.client("erin")
@@ -694,6 +711,7 @@ async def fast_pings(rsa_key: SigningKey) -> AsyncIterator[Node]:
         yield running
 
 
+@ssoio_only(PING_TIMEOUT)
 async def test_a_client_that_stops_answering_pings_is_disconnected(fast_pings: Node) -> None:
     """Engine.IO v4 "Heartbeat": a session whose ping goes unanswered for pingTimeout ends
     (Engine.IO CLOSE, then the WebSocket closes); a WebSocket's reads wait without a

@@ -10,6 +10,7 @@ import pytest
 
 from tests.security.harness import Node, running_node
 from tests.support.forge import SigningKey
+from tests.support.transport_path import transport_path
 from tests.transport.wire import (
     WAIT_S,
     Peer,
@@ -18,9 +19,10 @@ from tests.transport.wire import (
     wait_until,
 )
 
-# The transport paths every conformance case runs on. "stock" (python-engineio's and
-# python-socketio's own classes, ``server.transport = "stock"``) joins when it exists.
-TRANSPORT_PATHS: Final = ("default",)
+# The transport path the conformance cases run on: the suite's (SSOIO_TRANSPORT,
+# tests/support/transport_path.py). ``make test`` runs them on "ssoio" (ssoio's classes)
+# and again on "stock" (``server.transport = "stock"``: the dependencies' own classes).
+TRANSPORT_PATHS: Final = (transport_path(),)
 
 
 @pytest.fixture(scope="module", params=TRANSPORT_PATHS)

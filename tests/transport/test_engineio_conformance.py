@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.support.transport_path import MALFORMED_PACKETS, POLL_ENDS_WITH_NOOP, ssoio_only
 from tests.transport import cases
 from tests.transport.cases import echo_answer, echo_frame
 from tests.transport.wire import (
@@ -125,6 +126,7 @@ async def test_message__http_long_polling__sends_and_receives_a_payload_containi
     conform_equal(push.text, "ok")
 
 
+@ssoio_only(MALFORMED_PACKETS)
 @cases.BINARY_REFUSED
 async def test_message__http_long_polling__sends_and_receives_a_payload_containing_plain_text_and_binary_packets(  # noqa: E501
     peer: Peer,
@@ -187,6 +189,7 @@ async def test_message__websocket__sends_and_receives_a_plain_text_packet(peer: 
     conform_equal(await wire.message(), echo_answer(1, "hello"))
 
 
+@ssoio_only(MALFORMED_PACKETS)
 @cases.BINARY_REFUSED
 async def test_message__websocket__sends_and_receives_a_binary_packet(peer: Peer) -> None:
     """Engine.IO protocol > message > WebSocket > sends and receives a binary packet
@@ -242,6 +245,7 @@ async def test_heartbeat__websocket__closes_the_session_upon_ping_timeout(peer: 
 # -- close --------------------------------------------------------------------------------
 
 
+@ssoio_only(POLL_ENDS_WITH_NOOP)
 async def test_close__http_long_polling__forcefully_closes_the_session(peer: Peer) -> None:
     """Engine.IO protocol > close > HTTP long-polling > forcefully closes the session"""
     await cases.close_polling(peer)

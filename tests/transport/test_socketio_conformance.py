@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.transport_path import MALFORMED_PACKETS, POLL_ENDS_WITH_NOOP, ssoio_only
 from tests.transport import cases
 from tests.transport.wire import (
     DELIBERATE,
@@ -152,6 +153,7 @@ async def test_heartbeat__websocket__should_close_the_session_upon_ping_timeout(
 # -- Engine.IO protocol > close -------------------------------------------------------------
 
 
+@ssoio_only(POLL_ENDS_WITH_NOOP)
 async def test_close__http_long_polling__should_forcefully_close_the_session(
     peer: Peer,
 ) -> None:
@@ -295,6 +297,7 @@ async def test_connect__should_disallow_connection_to_an_unknown_namespace(peer:
     conform_equal(data, '44/random,{"message":"Invalid namespace"}')
 
 
+@ssoio_only(MALFORMED_PACKETS)
 async def test_connect__should_disallow_connection_with_an_invalid_handshake(
     peer: Peer,
 ) -> None:
@@ -430,6 +433,7 @@ async def test_message__should_send_a_packet_with_binary_attachments_and_an_ack(
     await _attachments_echoed(wire, first, header)
 
 
+@ssoio_only(MALFORMED_PACKETS)
 async def test_message__should_close_the_connection_upon_invalid_format_unknown_packet_type(
     peer: Peer,
 ) -> None:
@@ -440,6 +444,7 @@ async def test_message__should_close_the_connection_upon_invalid_format_unknown_
     conform(await wire.closed_within(), "the WebSocket closed", "left open")
 
 
+@ssoio_only(MALFORMED_PACKETS)
 async def test_message__should_close_the_connection_upon_invalid_format_invalid_payload_format(
     peer: Peer,
 ) -> None:
@@ -450,6 +455,7 @@ async def test_message__should_close_the_connection_upon_invalid_format_invalid_
     conform(await wire.closed_within(), "the WebSocket closed", "left open")
 
 
+@ssoio_only(MALFORMED_PACKETS)
 async def test_message__should_close_the_connection_upon_invalid_format_invalid_ack_id(
     peer: Peer,
 ) -> None:
@@ -463,6 +469,7 @@ async def test_message__should_close_the_connection_upon_invalid_format_invalid_
 # -- beyond the suites ------------------------------------------------------------------------
 
 
+@ssoio_only(MALFORMED_PACKETS)
 async def test_beyond_the_suites__a_malformed_socketio_packet_over_long_polling_is_answered(
     peer: Peer,
 ) -> None:

@@ -10,7 +10,7 @@ connect and ``message`` / ``message-with-ack`` echoes. ssoio expresses that serv
 * ``realtime.ping_interval_s = 0.3`` and ``ping_timeout_s = 0.2`` (the validation bounds
   in ``ssoio/config/server.py`` are only ``> 0``);
 * maxPayload is python-engineio's ``max_http_buffer_size``, which ssoio derives as
-  ``4 * realtime.max_payload_bytes + 1024`` (``realtime/server.py``): 249,744 gives 1e6;
+  ``4 * realtime.max_payload_bytes + 1024`` (``transport/server.py``): 249,744 gives 1e6;
 * ``policy.namespaces`` = ``/`` and ``/custom``, both ``authenticated``;
 * everything else is ``config/ssoio.example.toml`` with the harness's generous rate limits
   (``tests.security.harness.settings_from``: the fake clock never refills a bucket), served

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from engineio.async_drivers import asgi
 
-from ssoio.realtime.environ import serves_engine
+from ssoio.transport.environ import serves_engine
 
 PATHS = [
     ("/socket.io", True),

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from engineio import packet
 
-from ssoio.realtime.engine import FIRST_MESSAGE, EngineServer, EngineSocket, Flag, PacketQueue
+from ssoio.transport.engine import FIRST_MESSAGE, EngineServer, EngineSocket, Flag, PacketQueue
 
 
 async def test_the_queue_is_first_in_first_out() -> None:

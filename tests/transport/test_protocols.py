@@ -18,8 +18,8 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from ssoio.protocols import HttpProtocol, WebSocketProtocol, _Handshake
-from ssoio.realtime.engine import FIRST_MESSAGE
+from ssoio.transport.engine import FIRST_MESSAGE
+from ssoio.transport.protocols import HttpProtocol, WebSocketProtocol, _Handshake
 
 KEY_LINES = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")  # fmt: skip
@@ -215,7 +215,7 @@ async def test_a_refused_handshake_is_answered_and_closed(
     await settle()
     assert b"".join(transport.writes).startswith(b"HTTP/1.1 " + status), transport.writes
     # closed; or, refused by the HTTP edge's limits (414, 431), half-closed while the rest
-    # of the request is drained (ssoio.protocols.HttpProtocol._linger)
+    # of the request is drained (ssoio.transport.protocols.HttpProtocol._linger)
     assert transport.closed or (transport.eof and status in (b"414", b"431"))
     assert app.scopes == []  # the application never saw it
 

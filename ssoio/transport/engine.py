@@ -17,6 +17,11 @@ until the next one: for an idle session, the CONNECT packet with its access toke
 Without read timeouts, every end of a session must end its transport itself: ``close``
 does, whoever ends the session (python-engineio relied on its reader's timeout after a
 client's CLOSE, which left the WebSocket open here).
+Piece ``engineio.socket`` of ``ssoio.transport.gates`` (python-engineio 4.15, installed
+through python-socketio 5.18's ``_engineio_server_class``); the upstream defects it works
+around: docs/upstream/python-engineio-last-packet-kept.md,
+python-engineio-ping-timeout-close-dropped.md,
+python-engineio-client-close-websocket-open.md, python-engineio-protocol-conformance.md.
 ``PacketQueue`` and ``Flag`` are the parts of ``asyncio.Queue`` and ``asyncio.Event``
 that python-engineio and uvicorn use.
 """
@@ -32,12 +37,19 @@ import engineio
 from engineio import async_socket, exceptions, packet
 from engineio.async_drivers import asgi
 
-from ssoio.realtime.environ import translate_request
+from ssoio.transport.environ import translate_request
 
-__all__ = ["FIRST_MESSAGE", "EngineServer", "EngineSocket", "Flag", "PacketQueue"]
+__all__ = [
+    "FIRST_MESSAGE",
+    "AddressedEngineServer",
+    "EngineServer",
+    "EngineSocket",
+    "Flag",
+    "PacketQueue",
+]
 
 # ASGI extension (scope["extensions"], and a key of "websocket.accept") of ssoio's uvicorn
-# protocol (ssoio.protocols): a text message written with the handshake's answer, in one
+# protocol (ssoio.transport.protocols): a text message written with the handshake's answer, in one
 # write. A session's OPEN packet goes out that way: one write per connect less (~20 µs
 # of CPU each on loopback TCP).
 FIRST_MESSAGE = "ssoio.first_message"
@@ -417,9 +429,11 @@ class _WebSocket(asgi.WebSocket):  # type: ignore[misc]
         return ""  # python-engineio's: nothing more to answer
 
 
-class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
-    """python-engineio's server whose sessions are ``EngineSocket`` with a ``PacketQueue``,
-    and whose requests are translated by ssoio (the real client address)."""
+class AddressedEngineServer(engineio.AsyncServer):  # type: ignore[misc]
+    """python-engineio's server whose requests are translated by ssoio
+    (``ssoio.transport.environ``: the real client address, no class per request). Piece
+    ``engineio.environ``: replaces python-engineio 4.15's ASGI ``translate_request``
+    (docs/upstream/python-engineio-remote-addr.md)."""
 
     _async: dict[str, Any]
 
@@ -427,6 +441,11 @@ class EngineServer(engineio.AsyncServer):  # type: ignore[misc]
         super().__init__(**options)
         # python-engineio's driver table is shared by every server in the process: copy it
         self._async = {**self._async, "translate_request": translate_request}
+
+
+class EngineServer(AddressedEngineServer):
+    """python-engineio's server whose sessions are ``EngineSocket`` with a ``PacketQueue``
+    (piece ``engineio.socket``), its requests translated by ssoio."""
 
     def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue[Any]:
         return PacketQueue()

@@ -7,7 +7,7 @@ asks the socket for both addresses a second time, and the application's first me
 (Engine.IO's OPEN packet) costs a write of its own after the 101 answer. Here:
 
 * the request httptools parsed is handed over as it is, under ssoio's HTTP limits
-  (``ssoio.edge``, every request) and the checks websockets' parser makes besides sizes
+  (``ssoio.transport.edge``, every request) and the checks websockets' parser makes besides sizes
   (field characters, no body);
 * a plain RFC 6455 §4.2.1 handshake is answered here, with the answer websockets gives it
   (``_Handshake.plain_answer``, held to websockets' own by a differential test); anything
@@ -21,7 +21,7 @@ unanswered, the client waiting with its connection open), and neither the reques
 headers may carry the access token) nor the answer is kept for the connection's life.
 
 ``HttpProtocol`` also holds every request, on every route, to the HTTP edge's bounds
-(``ssoio.edge``): head and body sizes, read deadlines, connections per client address.
+(``ssoio.transport.edge``): head and body sizes, read deadlines, connections per client address.
 uvicorn 0.54 with httptools has none of them: httptools (llhttp) keeps a header or URL of
 any size, and a connection that sends nothing, or a byte now and then, stays open.
 """
@@ -53,8 +53,8 @@ from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 from websockets.utils import accept_key
 
-from ssoio.edge import ConnectionLedger, HttpLimits, Lease, refusal
-from ssoio.realtime.engine import FIRST_MESSAGE, Flag, PacketQueue
+from ssoio.transport.edge import ConnectionLedger, HttpLimits, Lease, refusal
+from ssoio.transport.engine import FIRST_MESSAGE, Flag, PacketQueue
 
 __all__ = ["HttpProtocol", "WebSocketProtocol"]
 
@@ -62,14 +62,16 @@ RawHeaders = list[tuple[bytes, bytes]]
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol under the HTTP edge's bounds (``ssoio.edge``), handing
+    """uvicorn's httptools protocol under the HTTP edge's bounds (``ssoio.transport.edge``), handing
     an upgrade request to ``WebSocketProtocol`` as parsed instead of as bytes to parse
     again.
 
-    Overrides uvicorn 0.54's ``HttpToolsProtocol`` (pinned in constraints.txt):
+    Overrides uvicorn 0.54's ``HttpToolsProtocol`` (piece ``uvicorn.http`` of
+    ``ssoio.transport.gates``: verified for uvicorn 0.53.0-0.54.x, fingerprinted):
     ``data_received`` as uvicorn's, counting the head's bytes and answering ssoio's
     refusals; the parser callbacks, each after uvicorn's own, to count and to move the read
-    deadline; ``connection_made``/``connection_lost`` for the connection cap.
+    deadline; ``connection_made``/``connection_lost`` for the connection cap. Upstream:
+    docs/upstream/uvicorn-httptools-request-head-limits.md.
     """
 
     limits: ClassVar[HttpLimits] = HttpLimits()
@@ -309,10 +311,16 @@ class _UpgradedProtocol(ServerProtocol):
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websockets-sansio protocol, taking over from ``HttpProtocol``.
+    """uvicorn's websockets-sansio protocol, taking over from ``HttpProtocol`` (piece
+    ``uvicorn.websocket`` of ``ssoio.transport.gates``: uvicorn 0.53.0-0.54.x, websockets
+    17.x, fingerprinted). Upstream:
+    docs/upstream/uvicorn-ws-handshake-refusal-unanswered.md,
+    docs/upstream/uvicorn-ws-handshake-objects-kept.md; websockets' line limit is a
+    process-wide constant ssoio leaves alone
+    (docs/upstream/websockets-max-line-length-parameter.md).
 
     Also holds ~3 KiB less per connection: ssoio's ``PacketQueue`` and ``Flag`` instead of
-    an ``asyncio.Queue`` and an ``asyncio.Event`` (see ``ssoio.realtime.engine``)."""
+    an ``asyncio.Queue`` and an ``asyncio.Event`` (see ``ssoio.transport.engine``)."""
 
     def __init__(
         self,
@@ -321,7 +329,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        # uvicorn 0.54's constructor (pinned in constraints.txt), building each part once
+        # uvicorn 0.54's constructor (WebSocketsSansIOProtocol.__init__, fingerprinted in
+        # gates.py), rewritten attribute by attribute to build each part once
         self.config = config
         self.app = config.loaded_app
         self.loop = _loop or asyncio.get_event_loop()
@@ -502,8 +511,9 @@ class _Handshake(NamedTuple):
     def refusal(self) -> _Refusal | None:
         """What websockets' request parser would refuse besides sizes (``websockets.http11``:
         header characters; no body). Sizes (request line, header lines, number of headers)
-        were bounded for every request by ``HttpProtocol``'s limits (``ssoio.edge``) before
-        the upgrade; websockets' own are process-wide constants ssoio does not patch."""
+        were bounded for every request by ``HttpProtocol``'s limits
+        (``ssoio.transport.edge``) before the upgrade; websockets' own are process-wide
+        constants ssoio does not patch."""
         values = b"".join(value for _, value in self.headers)
         if not self.target.isascii() or values.translate(None, _FIELD_VALUE_BYTES):
             return _Refusal(http.HTTPStatus.BAD_REQUEST, "the request is not valid")
@@ -526,7 +536,7 @@ class _Handshake(NamedTuple):
         one 16-byte Sec-WebSocket-Key, one Sec-WebSocket-Version 13, at most one Origin,
         no subprotocol offer (uvicorn offers none). None for anything else: websockets
         checks it, and answers it (refusals included). A strict subset of what websockets
-        accepts, by construction and by test (tests/web/test_protocols.py)."""
+        accepts, by construction and by test (tests/transport/test_protocols.py)."""
         if self.method != "GET" or self.version != "1.1":
             return None
         upgrade = key = version = None

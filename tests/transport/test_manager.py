@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 import socketio
 
-from ssoio.cluster.node import ClusterManager
-from ssoio.realtime.manager import LocalManager
+from ssoio.transport.manager import ClusterManager, LocalManager
 
 
 async def test_disconnect_leaves_its_rooms_and_nothing_else() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from ssoio.addresses import network_key
-from ssoio.edge import ConnectionLedger, refusal
 from ssoio.errors import ConfigError
+from ssoio.transport.edge import ConnectionLedger, refusal
 from tests.security.harness import settings_from
 
 

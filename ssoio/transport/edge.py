@@ -1,6 +1,6 @@
 """Bounds on the HTTP edge, below every route: what one request and one address may hold.
 
-``ssoio.protocols.HttpProtocol`` applies them to each TCP connection:
+``ssoio.transport.protocols.HttpProtocol`` applies them to each TCP connection:
 
 * the request head (RFC 9112 §2-5): request line, each header line, number of headers and
   all of it together, counted as the bytes arrive (httptools, llhttp, keeps no limit of

@@ -1,29 +1,44 @@
-"""python-socketio adapted to the gateway: one guarded dispatch path, no surprises.
+"""python-socketio adapted to the application (``ports.SocketApp``, the gateway): one
+guarded dispatch path, no surprises. Two classes, one per transport path
+(``ssoio.transport.gates``):
 
-What this subclass changes, and why (python-socketio 5.x behaviour, see NOTES.md):
+``SocketServer`` (the default, "ssoio" path) overrides private methods of python-socketio
+5.18's ``AsyncServer`` (fingerprinted in ``gates.py``):
 
 * Client events never reach python-socketio's handler lookup: ``_handle_event`` hands
-  them to ``Gateway.handle_event`` and sends its answer as the ack. A client-sent event
+  them to ``SocketApp.handle_event`` and sends its answer as the ack. A client-sent event
   named ``connect``/``disconnect`` (which python-socketio would run through the app's
-  connect/disconnect handlers) is dropped.
+  connect/disconnect handlers) is dropped (docs/upstream/python-socketio-reserved-event-names.md).
 * Messages larger than ``realtime.max_payload_bytes`` get ``payload_too_large`` without
   being decoded; binary events are refused (python-socketio would buffer any number of
-  announced attachments); malformed packets close the session with one log line, never
-  a stack trace.
+  announced attachments: docs/upstream/python-socketio-binary-attachments-unbounded.md);
+  malformed packets close the session with one log line, never a stack trace.
 * Unknown namespaces get ``namespace_forbidden`` instead of "Unable to connect".
 * Every connect failure becomes a ``ConnectionRefusedError`` (any other exception would
-  leave the client without CONNECT_ERROR and the sid registered).
-* Engine.IO sessions are counted per client IP until they authenticate (``Gateway``),
-  and are ``ssoio.realtime.engine`` sessions: python-engineio's, lighter.
+  leave the client without CONNECT_ERROR and the sid registered:
+  docs/upstream/python-socketio-connect-handler-exception.md).
+* A client that stops reading is disconnected at ``realtime.max_backlog_packets``.
+* Engine.IO sessions are counted per client IP until they authenticate
+  (``SocketApp.session_opened``), and are ``ssoio.transport.engine`` sessions:
+  python-engineio's, lighter.
+
+``StockSocketServer`` (``server.transport = "stock"``, or python-socketio outside its
+verified range) uses python-socketio's public seams only: handlers for every namespace
+(``namespace="*"``), a catch-all event handler, ``ConnectionRefusedError``, and
+python-engineio's ``connect``/``disconnect`` event handlers (wrapped, for the session
+count). It keeps the wire contract's codes (namespace_forbidden, unknown_event for
+reserved names, payload_too_large, binary events refused) and lacks what only the
+private seams give: see ``gates.STOCK_LACKS``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import socketio
 from socketio import packet
@@ -39,11 +54,18 @@ from ssoio.errors import (
     TokenMalformed,
     UnknownEvent,
 )
-from ssoio.realtime.engine import EngineServer, EngineSocket
-from ssoio.realtime.gateway import Gateway
-from ssoio.realtime.manager import LocalManager
+from ssoio.transport.engine import EngineSocket
+from ssoio.transport.ports import SocketApp
 
-__all__ = ["SocketServer", "message_limit", "refusal"]
+__all__ = [
+    "RESERVED_EVENTS",
+    "SocketServer",
+    "SocketServerBase",
+    "StockSocketServer",
+    "client_address",
+    "message_limit",
+    "refusal",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +108,33 @@ def refusal(error: SsoioError) -> SocketRefused:
     return SocketRefused(message, error.as_dict())
 
 
-class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
-    """The Socket.IO server of one ssoio node; also the gateway's ``Transport``."""
+App = TypeVar("App", bound=SocketApp)
+
+
+def client_address(environ: dict[str, Any]) -> str:
+    """The client's address: the ASGI scope's (uvicorn rewrote it from
+    ``X-Forwarded-For`` when the peer is a trusted proxy). python-engineio's own
+    ``translate_request`` sets ``REMOTE_ADDR`` to 127.0.0.1 for every client
+    (docs/upstream/python-engineio-remote-addr.md), which would make every per-IP limit
+    global; both paths correct ``environ["REMOTE_ADDR"]`` with this before the
+    application sees it."""
+    scope = environ.get("asgi.scope")
+    client = scope.get("client") if isinstance(scope, dict) else None
+    if client:
+        return str(client[0])
+    return str(environ.get("REMOTE_ADDR", ""))
+
+
+class SocketServerBase(socketio.AsyncServer, Generic[App]):  # type: ignore[misc]
+    """What both paths share: settings, the application, the gateway's ``Transport``
+    (public python-socketio and python-engineio API only)."""
 
     def __init__(
         self,
         settings: Settings,
-        gateway_factory: Callable[[SocketServer], Gateway],
+        app_factory: Callable[[SocketServerBase[App]], App],
         manager: Any = None,
+        namespaces: Any = None,
     ) -> None:
         realtime = settings.realtime
         self._max_payload = realtime.max_payload_bytes
@@ -104,8 +145,8 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         self._namespaces = tuple(settings.policy.namespaces)
         super().__init__(
             async_mode="asgi",
-            client_manager=manager or LocalManager(),
-            namespaces=list(self._namespaces),
+            client_manager=manager or socketio.AsyncManager(),
+            namespaces=namespaces or list(self._namespaces),
             cors_allowed_origins=self._origin_allowed,
             max_http_buffer_size=message_limit(settings),
             ping_interval=realtime.ping_interval_s,
@@ -114,15 +155,9 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             logger=_library_logger("socketio.server"),
             engineio_logger=_library_logger("engineio.server"),
         )
-        self.gateway = gateway_factory(self)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.gateway: App = app_factory(self)
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.pending_events = self._tasks  # in-flight client events (drained at shutdown)
-        for namespace in self._namespaces:
-            self.on("connect", self._connect_handler(namespace), namespace=namespace)
-            self.on("disconnect", self._disconnect_handler(namespace), namespace=namespace)
-
-    def _engineio_server_class(self) -> type[EngineServer]:
-        return EngineServer
 
     def _origin_allowed(self, origin: str | None, _environ: Any = None) -> bool:
         # CORS headers only; disallowed origins were already refused by OriginGuard.
@@ -147,20 +182,60 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
             await socket.close(wait=False, reason=self.eio.reason.TRANSPORT_ERROR)
             self.eio.sockets.pop(eio_sid, None)
 
+    # -- the application, behind the wire contract -------------------------------------
+
+    async def _admit(
+        self, sid: str, eio_sid: str, namespace: str, environ: Any, auth: object
+    ) -> None:
+        """A CONNECT, handed to the application; every failure a ``ConnectionRefusedError``."""
+        try:
+            await self.gateway.connect(sid, eio_sid, namespace, environ, auth)
+        except SsoioError as error:
+            raise refusal(error) from None
+        except Exception as exc:  # never leave a half-connected sid behind
+            log.error("auth.connect.error kind=%s", type(exc).__name__)
+            raise SocketRefused(
+                "unauthorized", {"code": "idp_unavailable", "message": "try again later"}
+            ) from None
+
+    async def _dispatch(self, sid: str, name: str, args: list[Any]) -> dict[str, Any] | None:
+        """A client event, handed to the application; a failure never reaches the client
+        as a stack trace."""
+        try:
+            return await self.gateway.handle_event(sid, name, args)
+        except Exception as exc:  # a handler bug must not reach the client as a trace
+            log.error("event.failed name=%.100s kind=%s", name, type(exc).__name__)
+            return _error(SsoioError())  # internal_error
+
+
+class SocketServer(SocketServerBase[App]):
+    """The Socket.IO server of one ssoio node on the "ssoio" transport path; also the
+    gateway's ``Transport``. Overrides python-socketio 5.18 ``AsyncServer``'s private
+    methods (``gates.PIECES``, piece ``socketio.server``): see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        app_factory: Callable[[SocketServerBase[App]], App],
+        manager: Any = None,
+        engine_class: type[Any] | None = None,
+    ) -> None:
+        # read by python-socketio's constructor (_engineio_server_class)
+        self._engine_class = engine_class
+        super().__init__(settings, app_factory, manager)
+        for namespace in self._namespaces:
+            self.on("connect", self._connect_handler(namespace), namespace=namespace)
+            self.on("disconnect", self._disconnect_handler(namespace), namespace=namespace)
+
+    def _engineio_server_class(self) -> type[Any]:
+        return self._engine_class or super()._engineio_server_class()
+
     # -- connect / disconnect -------------------------------------------------------------
 
     def _connect_handler(self, namespace: str) -> Callable[..., Coroutine[Any, Any, bool]]:
         async def on_connect(sid: str, environ: dict[str, Any], auth: object = None) -> bool:
             eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
-            try:
-                await self.gateway.connect(sid, eio_sid, namespace, environ, auth)
-            except SsoioError as error:
-                raise refusal(error) from None
-            except Exception as exc:  # never leave a half-connected sid behind
-                log.error("auth.connect.error kind=%s", type(exc).__name__)
-                raise SocketRefused(
-                    "unauthorized", {"code": "idp_unavailable", "message": "try again later"}
-                ) from None
+            await self._admit(sid, eio_sid, namespace, environ, auth)
             return True
 
         return on_connect
@@ -173,7 +248,8 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
         return on_disconnect
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> bool | None:
-        if not self.gateway.session_opened(eio_sid, str(environ.get("REMOTE_ADDR", ""))):
+        environ["REMOTE_ADDR"] = client_address(environ)
+        if not self.gateway.session_opened(eio_sid, environ["REMOTE_ADDR"]):
             return False
         await super()._handle_eio_connect(eio_sid, environ)
         return None
@@ -286,11 +362,7 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
     async def _run_event(
         self, eio_sid: str, sid: str, namespace: str, id: int | None, data: list[Any]
     ) -> None:
-        try:
-            result = await self.gateway.handle_event(sid, data[0], data[1:])
-        except Exception as exc:  # a handler bug must not reach the client as a trace
-            log.error("event.failed name=%.100s kind=%s", data[0], type(exc).__name__)
-            result = _error(SsoioError())  # internal_error
+        result = await self._dispatch(sid, data[0], data[1:])
         if result is not None:
             await self._ack(eio_sid, namespace, id, result)
 
@@ -305,3 +377,94 @@ class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
 
 def _error(error: SsoioError) -> dict[str, Any]:
     return {"ok": False, "error": error.as_dict()}
+
+
+class StockSocketServer(SocketServerBase[App]):
+    """The Socket.IO server on the "stock" transport path: python-socketio's and
+    python-engineio's own classes, ssoio's rules through their public seams only."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        app_factory: Callable[[SocketServerBase[App]], App],
+        manager: Any = None,
+    ) -> None:
+        # every namespace reaches the connect handler, which refuses the unserved ones
+        # with namespace_forbidden (python-socketio would answer "Unable to connect")
+        super().__init__(settings, app_factory, manager, namespaces="*")
+        self.on("connect", self._on_connect, namespace="*")
+        self.on("disconnect", self._on_disconnect, namespace="*")
+        self.on("*", self._on_event, namespace="*")
+        # python-engineio's session events, as python-socketio registered them, wrapped
+        self._socketio_eio_connect = self.eio.handlers["connect"]
+        self._socketio_eio_disconnect = self.eio.handlers["disconnect"]
+        self.eio.on("connect", self._on_session)
+        self.eio.on("disconnect", self._on_session_end)
+
+    async def _on_session(self, eio_sid: str, environ: dict[str, Any]) -> bool | None:
+        environ["REMOTE_ADDR"] = client_address(environ)
+        if not self.gateway.session_opened(eio_sid, environ["REMOTE_ADDR"]):
+            return False  # python-engineio answers 401 and forgets the session
+        result: bool | None = await self._socketio_eio_connect(eio_sid, environ)
+        return result
+
+    async def _on_session_end(self, eio_sid: str, *reason: Any) -> None:
+        await self._socketio_eio_disconnect(eio_sid, *reason)
+        self.gateway.session_closed(eio_sid)
+
+    async def _on_connect(self, namespace: str, sid: str, *args: Any) -> Any:
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
+        environ = self.get_environ(sid, namespace)
+        if not args or args[0] is not environ or environ is None:
+            # a client event named "connect": python-socketio hands it to this handler
+            # (docs/upstream/python-socketio-reserved-event-names.md); never the real
+            # environ, which python-socketio keeps to itself
+            log.warning("socketio.event.reserved name=connect")
+            return _error(UnknownEvent())
+        if namespace not in self._namespaces:
+            raise refusal(NamespaceForbidden("this namespace is not served"))
+        await self._admit(sid, eio_sid, namespace, environ, args[1] if len(args) > 1 else None)
+        return True
+
+    async def _on_disconnect(self, namespace: str, sid: str, *args: Any) -> Any:
+        if self.manager.is_connected(sid, namespace):
+            # a client event named "disconnect": a real disconnect has marked the sid as
+            # disconnecting (manager.pre_disconnect) before the handler runs
+            log.warning("socketio.event.reserved name=disconnect")
+            return _error(UnknownEvent())
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
+        self.gateway.disconnected(sid, eio_sid, str(args[0]) if args else "")
+        return None
+
+    async def _on_event(self, event: object, namespace: str, sid: str, *data: Any) -> Any:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            return await self._event(event, sid, list(data))
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _event(self, event: object, sid: str, data: list[Any]) -> dict[str, Any] | None:
+        if not isinstance(event, str):  # a number or null: python-socketio hands it on
+            return _error(InvalidPayload("an event needs a name"))
+        if event in RESERVED_EVENTS:
+            log.warning("socketio.event.reserved name=%s", event)
+            return _error(UnknownEvent())
+        if _has_binary(data):
+            return _error(InvalidPayload("binary events are refused"))
+        # the encoded packet's size, as the ssoio path counts it before decoding
+        if len(json.dumps([event, *data], separators=(",", ":"))) > self._max_payload:
+            return _error(PayloadTooLarge())
+        return await self._dispatch(sid, event, data)
+
+
+def _has_binary(value: object) -> bool:
+    if isinstance(value, bytes | bytearray):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_has_binary(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_binary(item) for item in value.values())
+    return False

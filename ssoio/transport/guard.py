@@ -15,8 +15,9 @@
   python-engineio would log a stack trace and answer "ok".
 * A WebSocket message over the transport limit closes it with 1009 (RFC 6455 §7.4.1);
   python-engineio's reader would end with 1000, as if all were well.
-* A WebSocket is closed as soon as the server sends the Engine.IO CLOSE packet;
-  python-engineio would keep it open until ping_interval + ping_timeout.
+* A WebSocket is closed as soon as the server sends the Engine.IO CLOSE packet, and
+  after the client's CLOSE has been handed on; python-engineio would keep it open until
+  ping_interval + ping_timeout (both transport paths: this is ASGI middleware).
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
 from engineio import payload
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ssoio.errors import InvalidPayload, PayloadTooLarge, SsoioError
-from ssoio.realtime.environ import ENGINE_PATH, serves_engine
-from ssoio.web.responses import error_response
+from ssoio.errors import InvalidPayload, PayloadTooLarge
+from ssoio.transport.environ import ENGINE_PATH, serves_engine
 
 __all__ = ["TransportGuard"]
 
@@ -111,7 +112,7 @@ def _transport(scope: Scope) -> str:
     return query.get("transport", [""])[0]
 
 
-def _refusal(scope: Scope, query: dict[str, list[str]]) -> SsoioError | None:
+def _refusal(scope: Scope, query: dict[str, list[str]]) -> InvalidPayload | None:
     """What the Engine.IO v4 protocol refuses with 400 and python-engineio 4.x serves:
     JSONP (``j=``), a request naming no transport (taken for polling), a method other
     than GET, POST and OPTIONS (CORS preflight); answered 200 and 405 there."""
@@ -137,6 +138,14 @@ def _lower_ok(send: Send) -> Send:
 
 
 _TRANSPORTS = frozenset({"polling", "websocket"})
+
+
+def error_response(error: InvalidPayload | PayloadTooLarge) -> JSONResponse:
+    """``{"ok": false, "error": {code, message}}``: 413 or 400, as ``ssoio.web.responses``
+    answers them (the transport package answers its own refusals: it sits below ``web``)."""
+    status = 413 if isinstance(error, PayloadTooLarge) else 400
+    body = {"ok": False, "error": error.as_dict()}
+    return JSONResponse(body, status, headers={"Cache-Control": "no-store"})
 
 
 def _content_length(scope: Scope) -> int:
@@ -213,9 +222,18 @@ class _WebSocketFrames:
         self._send = send
         self.max_bytes = max_bytes
         self.closed = False
+        self.client_closed = False  # the client sent Engine.IO CLOSE
 
     async def receive(self) -> Message:
         if self.closed:
+            return {"type": "websocket.disconnect", "code": 1000}
+        if self.client_closed:
+            # Engine.IO v4 "close": the client's CLOSE ends the session, and the server
+            # closes the transport. The CLOSE was handed on (the session ends); the read
+            # after it closes the WebSocket, whichever Engine.IO session class runs:
+            # python-engineio's own would wait for its read timeout, ping_interval +
+            # ping_timeout (docs/upstream/python-engineio-client-close-websocket-open.md)
+            await self._close(1000)
             return {"type": "websocket.disconnect", "code": 1000}
         message = await self._receive()
         if _size(message) > self.max_bytes:
@@ -231,6 +249,7 @@ class _WebSocketFrames:
             log.warning("engineio.frame.malformed length=%d", len(text))
             await self._close(1002)
             return {"type": "websocket.disconnect", "code": 1002}
+        self.client_closed = text == CLOSE_PACKET
         return message
 
     async def send(self, message: Message) -> None:

@@ -5,6 +5,10 @@ request, which would make every per-IP limit global; ssoio takes the client addr
 from the ASGI scope (which uvicorn has already rewritten from ``X-Forwarded-For`` when
 the peer is a trusted proxy). The driver also defines a class inside the function, one
 per request, kept alive per connection; here it is defined once (~3 KiB per connection).
+Upstream: docs/upstream/python-engineio-remote-addr.md. Piece ``engineio.environ`` of
+``ssoio.transport.gates`` (python-engineio 4.15's ``async_drivers.asgi.translate_request``,
+fingerprinted); on the stock path ``server.client_address`` still corrects
+``REMOTE_ADDR``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,51 @@
+"""What the transport calls up into: the application behind the Socket.IO server.
+
+The transport package sits below ``ssoio.realtime``: it never imports it. It calls the
+application through this protocol, the way python-socketio calls an application's
+``connect``/``disconnect``/event handlers. ``ssoio.realtime.gateway.Gateway`` implements
+it (structurally: no import either way); ``SocketServer`` is built with a factory that
+receives the server (the gateway's own ``Transport``) and returns the application.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+__all__ = ["OriginCheck", "SocketApp"]
+
+
+class OriginCheck(Protocol):
+    """The Origin allow-list (CORS answers; OriginGuard refused the others already)."""
+
+    def allows(self, origin: str | None) -> bool: ...
+
+
+class SocketApp(Protocol):
+    """The application side of one node's Socket.IO server."""
+
+    @property
+    def origins(self) -> OriginCheck: ...
+
+    def session_opened(self, eio_sid: str, ip: str) -> bool:
+        """An Engine.IO session opens from ``ip``; False refuses it (too many
+        unauthenticated sessions from that address, or the node is draining)."""
+        ...
+
+    def session_closed(self, eio_sid: str) -> None:
+        """The Engine.IO session ended (whatever ended it)."""
+        ...
+
+    async def connect(
+        self, sid: str, eio_sid: str, namespace: str, environ: Mapping[str, Any], auth: object
+    ) -> object:
+        """A Socket.IO CONNECT; raises ``ssoio.errors.SsoioError`` to refuse it."""
+        ...
+
+    def disconnected(self, sid: str, eio_sid: str | None, reason: str) -> None:
+        """A connection of ``namespace`` ended."""
+        ...
+
+    async def handle_event(self, sid: str, name: str, args: list[Any]) -> dict[str, Any] | None:
+        """A client event; the ack's body (``{"ok": ...}``), or None for no ack."""
+        ...
