@@ -64,11 +64,13 @@ KID = "bench-1"
 SERVER_CORE, LOAD_CORE = 0, 1
 PR_SET_PDEATHSIG = 1  # prctl(2)
 PHASES = ("storm", "events", "idle")
-KINDS = ("bare", "ssoio")  # plus "tuned" with --tuned-baseline, between the two
+# plus "tuned" with --tuned-baseline, between the two, and "stock" with --stock-transport
+KINDS = ("bare", "ssoio")
 LABELS = {
     "bare": "bare python-socketio",
     "tuned": "bare, tuned as ssoio runs",
     "ssoio": "ssoio",
+    "stock": "ssoio, stock transport",
 }
 
 
@@ -235,9 +237,11 @@ class Bench:
         argv = [sys.executable, str(HERE / "servers" / "bare.py"), "--port", str(port)]
         if kind == "tuned":
             argv.append("--tuned")
-        if kind == "ssoio":
+        if kind in ("ssoio", "stock"):
             argv = [sys.executable, str(HERE / "servers" / "ssoio_node.py"), "--port", str(port),
                     "--issuer", ISSUER, "--jwks-uri", self.jwks_uri]  # fmt: skip
+            if kind == "stock":
+                argv += ["--transport", "stock"]
             if profile is not None:
                 argv += ["--profile", str(profile)]
         child = self.child(kind, argv, SERVER_CORE)
@@ -618,6 +622,10 @@ def main() -> None:
         "--tuned-baseline", action="store_true",
         help="also measure bare python-socketio run with ssoio's uvicorn and GC settings",
     )  # fmt: skip
+    parser.add_argument(
+        "--stock-transport", action="store_true",
+        help="also measure ssoio with server.transport = \"stock\" (upstream classes only)",
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS, help="report file")
     args = parser.parse_args()
 
@@ -629,6 +637,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         bench = Bench(args, stack)
         kinds = ["bare", "tuned", "ssoio"] if args.tuned_baseline else list(KINDS)
+        kinds += ["stock"] if args.stock_transport else []
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {
             kind: {phase: [] for phase in PHASES} for kind in kinds
         }

@@ -1,5 +1,6 @@
 """The gateway: what ssoio does for each connect, event and timer, independent of the
-Socket.IO plumbing (``server.py`` adapts python-socketio to it).
+Socket.IO plumbing (``ssoio.transport`` adapts python-socketio to it and calls it through
+``ssoio.transport.ports.SocketApp``).
 
 ``Gateway`` is a facade over parts with one concern each, wired here through their
 constructors:

@@ -342,6 +342,9 @@ PIECES: tuple[Piece, ...] = (
             "a pending long-poll answered NOOP when its session ends (python-engineio "
             "answers it 400)",
             "a slow reader's transport freed at once at the backlog limit",
+            "Engine.IO v4 conformance: pingInterval advertised in milliseconds "
+            "(python-engineio sends 0 below one second), a second concurrent poll closing "
+            "the session, no stray NOOP over the WebSocket after an upgrade",
         ),
         tests="tests/transport/test_engine.py, tests/security/test_transport.py",
     ),

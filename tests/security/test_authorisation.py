@@ -270,6 +270,7 @@ async def test_event_without_a_name(live: Node, source: str, frame: str) -> None
     await live.assert_healthy()
 
 
+@ssoio_only(MALFORMED_PACKETS)
 @pytest.mark.parametrize(
     ("source", "frame"), MALFORMED_EVENT_FRAMES, ids=[b[0] for b in MALFORMED_EVENT_FRAMES]
 )

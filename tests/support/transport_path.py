@@ -18,6 +18,7 @@ from ssoio.config import Settings
 __all__ = [
     "BACKLOG_LIMIT",
     "BINARY_NOT_BUFFERED",
+    "ENGINE_CONFORMANCE",
     "HANDSHAKE_LIMITS",
     "HTTP_EDGE",
     "MALFORMED_PACKETS",
@@ -88,6 +89,11 @@ SECOND_CONNECT = (
 PING_TIMEOUT = (
     "engineio.socket: CLOSE on a ping timeout, and the WebSocket ended with the session, "
     "only with ssoio's EngineSocket; python-engineio drops the CLOSE"
+)
+ENGINE_CONFORMANCE = (
+    "engineio.socket: the Engine.IO v4 suite's pingInterval in milliseconds, a second "
+    "concurrent poll closing the session and no NOOP after an upgrade are ssoio's "
+    "EngineServer/EngineSocket fixes; python-engineio 4.15 fails those cases"
 )
 SESSION_INTERNALS = (
     "engineio.socket: tests the internals of ssoio's EngineSocket (tasks, timers, the "

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.support.transport_path import MALFORMED_PACKETS, POLL_ENDS_WITH_NOOP, ssoio_only
+from tests.support.transport_path import (
+    ENGINE_CONFORMANCE,
+    MALFORMED_PACKETS,
+    POLL_ENDS_WITH_NOOP,
+    ssoio_only,
+)
 from tests.transport import cases
 from tests.transport.cases import echo_answer, echo_frame
 from tests.transport.wire import (
@@ -27,6 +32,7 @@ from tests.transport.wire import (
 # -- handshake ----------------------------------------------------------------------------
 
 
+@ssoio_only(ENGINE_CONFORMANCE)
 async def test_handshake__http_long_polling__successfully_opens_a_session(peer: Peer) -> None:
     """Engine.IO protocol > handshake > HTTP long-polling > successfully opens a session"""
     await cases.handshake_polling_opens(peer)
@@ -56,6 +62,7 @@ async def test_handshake__http_long_polling__fails_with_an_invalid_request_metho
     await cases.handshake_polling_bad_method(peer)
 
 
+@ssoio_only(ENGINE_CONFORMANCE)
 async def test_handshake__websocket__successfully_opens_a_session(peer: Peer) -> None:
     """Engine.IO protocol > handshake > WebSocket > successfully opens a session"""
     await cases.handshake_websocket_opens(peer)
@@ -160,6 +167,7 @@ async def test_message__http_long_polling__closes_the_session_upon_invalid_packe
     conform_equal(poll.status_code, 400)
 
 
+@ssoio_only(ENGINE_CONFORMANCE)
 async def test_message__http_long_polling__closes_the_session_upon_duplicate_poll_requests(
     peer: Peer,
 ) -> None:
@@ -259,6 +267,7 @@ async def test_close__websocket__forcefully_closes_the_session(peer: Peer) -> No
 # -- upgrade ------------------------------------------------------------------------------
 
 
+@ssoio_only(ENGINE_CONFORMANCE)
 async def test_upgrade__successfully_upgrades_from_http_long_polling_to_websocket(
     peer: Peer,
 ) -> None:
@@ -270,6 +279,7 @@ async def test_upgrade__successfully_upgrades_from_http_long_polling_to_websocke
     await cases.upgrade_succeeds(peer, echo=True)
 
 
+@ssoio_only(ENGINE_CONFORMANCE)
 async def test_upgrade__ignores_http_requests_with_same_sid_after_upgrade(peer: Peer) -> None:
     """Engine.IO protocol > upgrade > ignores HTTP requests with same sid after upgrade
 
@@ -277,6 +287,7 @@ async def test_upgrade__ignores_http_requests_with_same_sid_after_upgrade(peer: 
     await cases.upgrade_ignores_http(peer, echo=True)
 
 
+@ssoio_only(ENGINE_CONFORMANCE)
 async def test_upgrade__ignores_websocket_connection_with_same_sid_after_upgrade(
     peer: Peer,
 ) -> None:

@@ -16,7 +16,12 @@ from typing import Any
 
 import httpx
 
-from tests.support.transport_path import MALFORMED_PACKETS, POLL_ENDS_WITH_NOOP, ssoio_only
+from tests.support.transport_path import (
+    ENGINE_CONFORMANCE,
+    MALFORMED_PACKETS,
+    POLL_ENDS_WITH_NOOP,
+    ssoio_only,
+)
 from tests.transport import cases
 from tests.transport.wire import (
     DELIBERATE,
@@ -62,6 +67,7 @@ BINARY_EVENTS_REFUSED = deviates(
 # -- Engine.IO protocol > handshake ---------------------------------------------------------
 
 
+@ssoio_only(ENGINE_CONFORMANCE)
 async def test_handshake__http_long_polling__should_successfully_open_a_session(
     peer: Peer,
 ) -> None:
@@ -94,6 +100,7 @@ async def test_handshake__http_long_polling__should_fail_with_an_invalid_request
     await cases.handshake_polling_bad_method(peer)
 
 
+@ssoio_only(ENGINE_CONFORMANCE)
 async def test_handshake__websocket__should_successfully_open_a_session(peer: Peer) -> None:
     """Engine.IO protocol > handshake > WebSocket > should successfully open a session"""
     await cases.handshake_websocket_opens(peer)
