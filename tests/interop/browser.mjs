@@ -261,15 +261,28 @@ function withBound(promise, ms) {
   return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
 }
 
+// Set when the global timeout ran out: whatever the closing browser makes fail in main()
+// afterwards (a page or context "has been closed"), the run ends with status 2.
+let timedOut = false;
+
 async function main() {
   const script = parseScript(await readStdin());
   const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), "ssoio-browser-"));
-  process.on("exit", () => fs.rmSync(tmpRoot, { recursive: true, force: true }));
+  process.on("exit", () => {
+    // Chromium may still be writing its profile when a timeout or signal ends the run: a
+    // removal that races it must not turn the run's exit status into an error of its own
+    try {
+      fs.rmSync(tmpRoot, { recursive: true, force: true, maxRetries: 3 });
+    } catch (error) {
+      log(`could not remove ${tmpRoot}: ${error.code}`);
+    }
+  });
   // Playwright makes the profile (user-data-dir) and its artifacts under os.tmpdir().
   process.env.TMPDIR = tmpRoot;
 
   let currentStep = null;
   const globalTimer = setTimeout(async () => {
+    timedOut = true;
     log(`global timeout of ${script.timeoutMs} ms ran out at step ${currentStep}`);
     emit({ type: "timeout", step: currentStep, timeout_ms: script.timeoutMs });
     await closeBrowser();
@@ -336,6 +349,6 @@ main().then(
   async (error) => {
     log(error instanceof HarnessError ? error.message : error.stack);
     await closeBrowser();
-    process.exit(1);
+    process.exit(timedOut ? 2 : 1);
   },
 );
