@@ -44,6 +44,7 @@ from ssoio.oidc.providers import IdentityProviders
 from ssoio.policy.engine import Policy
 from ssoio.policy.events import CompiledEvent
 from ssoio.realtime.gateway import Gateway, Handler
+from ssoio.responses import error_response
 from ssoio.settings import CHECKS, load_settings
 from ssoio.transport.gates import select
 from ssoio.transport.guard import TransportGuard
@@ -55,7 +56,6 @@ from ssoio.web.headers import SecurityHeaders
 from ssoio.web.health import health_routes
 from ssoio.web.metrics import metrics_route
 from ssoio.web.origin_guard import OriginGuard
-from ssoio.web.responses import error_response
 from ssoio.web.sessions import MemorySessionStore, SessionStore, WebSession
 
 __all__ = ["SsoServer"]

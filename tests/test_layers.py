@@ -29,17 +29,39 @@ ALLOWED: dict[str, frozenset[str]] = {
     "devidp": _BASE | {"config", "oidc"},
     # Everything that knows Engine.IO, the WebSocket handshake or a dependency's private
     # code (issue #17): below realtime, which it calls through a protocol of its own.
-    "transport": _BASE | {"config", "addresses"},
+    # the one translation of errors to HTTP answers, for web and transport alike
+    "responses": frozenset({"errors"}),
+    "transport": _BASE | {"config", "addresses", "responses"},
     # realtime reaches the cluster through its own protocol (realtime.seams.Cluster)
     "realtime": _BASE | {"config", "addresses", "audit", "policy", "oidc", "transport"},
     # the cluster does not know the web package's sessions (cluster.state.StoredSession)
     "cluster": _BASE | {"config", "audit", "policy", "realtime", "transport"},
     "web": _BASE
-    | {"config", "addresses", "audit", "metrics", "policy", "oidc", "realtime", "transport"},
+    | {
+        "config",
+        "addresses",
+        "audit",
+        "metrics",
+        "policy",
+        "oidc",
+        "realtime",
+        "transport",
+        "responses",
+    },
     # the composition: what puts the packages together
     "settings": frozenset({"config", "policy"}),
     "app": _LEAVES
-    | {"config", "policy", "oidc", "realtime", "cluster", "web", "settings", "transport"},
+    | {
+        "config",
+        "policy",
+        "oidc",
+        "realtime",
+        "cluster",
+        "web",
+        "settings",
+        "transport",
+        "responses",
+    },
     "demo": _BASE | {"config", "devidp", "settings", "app"},
     "serving": _LEAVES | {"config", "transport", "web", "settings", "app", "demo"},
     "cli": _LEAVES | {"config", "policy", "oidc", "devidp", "settings", "serving", "app", "demo"},

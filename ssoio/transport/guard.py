@@ -28,10 +28,10 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
 
 from engineio import payload
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ssoio.errors import InvalidPayload, PayloadTooLarge
+from ssoio.responses import error_response
 from ssoio.transport.environ import ENGINE_PATH, serves_engine
 
 __all__ = ["TransportGuard"]
@@ -138,14 +138,6 @@ def _lower_ok(send: Send) -> Send:
 
 
 _TRANSPORTS = frozenset({"polling", "websocket"})
-
-
-def error_response(error: InvalidPayload | PayloadTooLarge) -> JSONResponse:
-    """``{"ok": false, "error": {code, message}}``: 413 or 400, as ``ssoio.web.responses``
-    answers them (the transport package answers its own refusals: it sits below ``web``)."""
-    status = 413 if isinstance(error, PayloadTooLarge) else 400
-    body = {"ok": False, "error": error.as_dict()}
-    return JSONResponse(body, status, headers={"Cache-Control": "no-store"})
 
 
 def _content_length(scope: Scope) -> int:

@@ -35,8 +35,8 @@ from ssoio.policy.patterns import room_name_problem
 from ssoio.policy.principal import Principal
 from ssoio.policy.requirements import Requirement, parse
 from ssoio.realtime.gateway import Gateway
+from ssoio.responses import error_response, ok
 from ssoio.transport.server import RESERVED_EVENTS
-from ssoio.web.responses import error_response, ok
 
 __all__ = ["api_routes"]
 

@@ -44,11 +44,11 @@ from ssoio.policy.engine import Policy
 from ssoio.realtime.gateway import Gateway
 from ssoio.realtime.origins import origin_of
 from ssoio.realtime.seams import LimiterFactory
+from ssoio.responses import NO_STORE, error_response
 from ssoio.web.oidc_client import GrantRefused, LoginClient
 from ssoio.web.pages import error_page
 from ssoio.web.pending import PendingLogin, PendingLogins
 from ssoio.web.redirects import safe_next
-from ssoio.web.responses import NO_STORE, error_response
 from ssoio.web.sessions import RefreshLocks, SessionCookies, SessionStore, WebSession
 from ssoio.web.throttle import AddressLimit
 

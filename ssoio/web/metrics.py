@@ -13,7 +13,7 @@ from starlette.routing import Route
 from ssoio.config.operations import MetricsSettings
 from ssoio.errors import TokenMissing
 from ssoio.metrics import Metrics
-from ssoio.web.responses import error_response
+from ssoio.responses import error_response
 
 __all__ = ["metrics_route"]
 

@@ -1,4 +1,6 @@
-"""JSON error answers with stable codes, the one translation of errors to HTTP."""
+"""JSON error answers with stable codes, the one translation of errors to HTTP: for the web
+routes and for the transport's own refusals (``ssoio.transport.guard``), which sits below
+``web`` and so cannot reach it there."""
 
 from __future__ import annotations
 
