@@ -440,15 +440,20 @@ async def test_message__should_send_a_packet_with_binary_attachments_and_an_ack(
     await _attachments_echoed(wire, first, header)
 
 
+async def _closes_upon(peer: Peer, frame: str) -> None:
+    """A connected client sends ``frame``: the server closes the WebSocket."""
+    wire = await peer.connected()
+    await wire.send(frame)
+    conform(await wire.closed_within(), "the WebSocket closed", "left open")
+
+
 @ssoio_only(MALFORMED_PACKETS)
 async def test_message__should_close_the_connection_upon_invalid_format_unknown_packet_type(
     peer: Peer,
 ) -> None:
     """Socket.IO protocol > message > should close the connection upon invalid format
     (unknown packet type)"""
-    wire = await peer.connected()
-    await wire.send("4abc")
-    conform(await wire.closed_within(), "the WebSocket closed", "left open")
+    await _closes_upon(peer, "4abc")
 
 
 @ssoio_only(MALFORMED_PACKETS)
@@ -457,9 +462,7 @@ async def test_message__should_close_the_connection_upon_invalid_format_invalid_
 ) -> None:
     """Socket.IO protocol > message > should close the connection upon invalid format
     (invalid payload format)"""
-    wire = await peer.connected()
-    await wire.send("42{}")
-    conform(await wire.closed_within(), "the WebSocket closed", "left open")
+    await _closes_upon(peer, "42{}")
 
 
 @ssoio_only(MALFORMED_PACKETS)
@@ -468,9 +471,7 @@ async def test_message__should_close_the_connection_upon_invalid_format_invalid_
 ) -> None:
     """Socket.IO protocol > message > should close the connection upon invalid format
     (invalid ack id)"""
-    wire = await peer.connected()
-    await wire.send('42abc["message-with-ack",1,"2",{"3":[false]}]')
-    conform(await wire.closed_within(), "the WebSocket closed", "left open")
+    await _closes_upon(peer, '42abc["message-with-ack",1,"2",{"3":[false]}]')
 
 
 # -- beyond the suites ------------------------------------------------------------------------
