@@ -380,14 +380,9 @@ FLOODS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("first", "block"), [(f, b) for _, f, b in FLOODS],
-                         ids=[name for name, _, _ in FLOODS])  # fmt: skip
-async def test_a_head_flood_is_refused_with_memory_bounded(
-    served: Served, first: bytes, block: bytes
-) -> None:
-    """Issue #14 item 2: 64 MiB of request head (the node grew from 120 to 495 MB on a few
-    hundred MB, with no answer). Now: 414/431 after the limit, the connection closed,
-    the node's RSS within a few MiB of where it was."""
+async def flood(served: Served, what: str, first: bytes, block: bytes) -> tuple[int, bytes, float]:
+    """``first`` then ``block`` over and over (``stream``) until the node answers: the bytes
+    sent, the answer, and how much the node's RSS grew (MiB), printed for the record."""
     before = rss_kib(served.pid)
     client = await RawHttp.open(served.url)
     try:
@@ -397,8 +392,20 @@ async def test_a_head_flood_is_refused_with_memory_bounded(
         client.close()
     after = rss_kib(served.pid)
     grown = (after - before) / 1024
-    print(f"head flood: sent {sent / 1024:.0f} KiB, RSS {before} -> {after} KiB "
+    print(f"{what} flood: sent {sent / 1024:.0f} KiB, RSS {before} -> {after} KiB "
           f"({grown:+.1f} MiB), answer {answer[:40]!r}")  # fmt: skip
+    return sent, answer, grown
+
+
+@pytest.mark.parametrize(("first", "block"), [(f, b) for _, f, b in FLOODS],
+                         ids=[name for name, _, _ in FLOODS])  # fmt: skip
+async def test_a_head_flood_is_refused_with_memory_bounded(
+    served: Served, first: bytes, block: bytes
+) -> None:
+    """Issue #14 item 2: 64 MiB of request head (the node grew from 120 to 495 MB on a few
+    hundred MB, with no answer). Now: 414/431 after the limit, the connection closed,
+    the node's RSS within a few MiB of where it was."""
+    sent, answer, grown = await flood(served, "head", first, block)
     assert status_of(answer) in (414, 431), answer[:300]
     assert sent < 16 * 1024 * 1024, f"the node read {sent} bytes of head"
     assert grown < 24, f"the node grew by {grown:.0f} MiB"
@@ -413,17 +420,7 @@ async def test_a_body_flood_is_refused_with_memory_bounded(served: Served) -> No
                    "Transfer-Encoding: chunked\r\n", method="POST")  # fmt: skip
     field = b"&f=" + b"a" * (512 * 1024 - 3)
     chunk = b"%x\r\n%s\r\n" % (len(field), field)
-    before = rss_kib(served.pid)
-    client = await RawHttp.open(served.url)
-    try:
-        sent = await client.send(stream(head, chunk))
-        answer = await client.wait_answer(10)
-    finally:
-        client.close()
-    after = rss_kib(served.pid)
-    grown = (after - before) / 1024
-    print(f"body flood: sent {sent / 1024:.0f} KiB, RSS {before} -> {after} KiB "
-          f"({grown:+.1f} MiB), answer {answer[:40]!r}")  # fmt: skip
+    sent, answer, grown = await flood(served, "body", head, chunk)
     assert status_of(answer) == 413, answer[:300]
     assert sent < 16 * 1024 * 1024, f"the node read {sent} bytes of body"
     assert grown < 24, f"the node grew by {grown:.0f} MiB"
