@@ -54,8 +54,10 @@ from ssoio.web.api import api_routes
 from ssoio.web.auth import BrowserLogin
 from ssoio.web.headers import SecurityHeaders
 from ssoio.web.health import health_routes
+from ssoio.web.landing import landing_routes
 from ssoio.web.metrics import metrics_route
 from ssoio.web.origin_guard import OriginGuard
+from ssoio.web.session_check import check_sessions
 from ssoio.web.sessions import MemorySessionStore, SessionStore, WebSession
 
 __all__ = ["SsoServer"]
@@ -71,6 +73,8 @@ class SsoServer:
     :param clock: the time source (tests pass a fake one).
     :param http: the HTTP client for identity providers (tests pass a mock transport).
     :param sessions: where browser sessions live (default: this process's memory).
+    :param landing: answer ``GET /`` with the landing page (``ssoio serve``; an embedding
+        app usually has its own ``/``).
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class SsoServer:
         http: httpx.AsyncClient | None = None,
         sessions: SessionStore | None = None,
         config_path: str | None = None,
+        landing: bool = False,
     ) -> None:
         self.settings = settings
         self.config_path = config_path
@@ -111,6 +116,8 @@ class SsoServer:
             routes.append(metrics_route(self.metrics, settings.metrics))
         if self.login is not None:
             routes += self.login.routes()
+            if landing:
+                routes += landing_routes(self.login)
         if settings.api.enabled:
             routes += api_routes(self.gateway, self.reload_file)
         routes += client_routes()
@@ -296,14 +303,18 @@ class SsoServer:
         without waiting for a client (``IdentityProviders.keep_fresh``).
         """
         self.gateway.start()
-        warming = asyncio.create_task(self.providers.keep_fresh(), name="ssoio-keys")
+        tasks = [asyncio.create_task(self.providers.keep_fresh(), name="ssoio-keys")]
+        if self.login is not None and self.settings.login.session_check_s:
+            checks = check_sessions(self.login, self.settings.login.session_check_s)
+            tasks.append(asyncio.create_task(checks, name="ssoio-session-checks"))
         if self.bus is not None:
             await self.bus.start()
         try:
             yield
         finally:
-            warming.cancel()
-            await asyncio.gather(warming, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.gateway.stop()
             if self.bus is not None:
                 await self.bus.stop()

@@ -207,7 +207,7 @@ def serve(
 
 
 async def _serve(settings: Settings, host: str, port: int, config_path: str | None) -> None:
-    sso = SsoServer(settings, config_path=config_path)
+    sso = SsoServer(settings, config_path=config_path, landing=True)
     servers: list[uvicorn.Server] = [_Server(uvicorn_config(sso, host, port), sso)]
     if settings.metrics.enabled and settings.metrics.port and sso.metrics is not None:
         app = Starlette(routes=[metrics_route(sso.metrics, settings.metrics)])

@@ -132,6 +132,31 @@ class RedisSessionStore(Generic[S]):
             raise ClusterUnavailable() from exc
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
+    async def bind_token(self, fingerprint: bytes, session_id: str, until: float) -> None:
+        """The token of ``fingerprint`` belongs to ``session_id`` (stored encrypted: Redis
+        holds no usable session id) until ``until``."""
+        ttl_ms = max(1, int((until - self._clock()) * 1000))
+        blob = self._fernet.encrypt(session_id.encode())
+        try:
+            await self._redis.set(self._token_key(fingerprint), blob, px=ttl_ms)
+        except _FAILURES as exc:
+            raise ClusterUnavailable() from exc
+
+    async def token_session(self, fingerprint: bytes) -> str | None:
+        try:
+            blob = await self._redis.get(self._token_key(fingerprint))
+        except _FAILURES as exc:
+            raise ClusterUnavailable() from exc
+        if blob is None:
+            return None
+        try:
+            return self._fernet.decrypt(blob).decode()
+        except (InvalidToken, UnicodeError):
+            return None
+
+    def _token_key(self, fingerprint: bytes) -> str:
+        return f"{self._prefix}:token:{fingerprint.hex()}"
+
 
 # GCRA (a token bucket as one "theoretical arrival time"): allow when the bucket would
 # not overflow; one round trip, atomic across nodes.

@@ -30,3 +30,12 @@ class LoginSettings(Section):
     refresh_margin_s: float = Field(60, ge=0)
     post_logout_path: Annotated[str, Field(pattern=r"^/")] = "/"
     logout_token_max_age_s: float = Field(300, gt=0)
+    # GET /auth/frontchannel-logout (OIDC Front-Channel Logout 1.0) needs the provider's
+    # iss and sid; false also lets a provider end the browser's own session (its cookie).
+    frontchannel_logout_session_required: bool = True
+    # Where GET / sends people (the landing page of `ssoio serve` otherwise): an absolute
+    # http(s) URL or a path other than "/".
+    landing_url: Annotated[str, Field(pattern=r"^(https?://\S+|/\S+)$")] | None = None
+    # Re-validate the sessions with live sockets with the provider (a refresh) every so many
+    # seconds, for providers without a logout channel; 0: off.
+    session_check_s: float = Field(0, ge=0, le=86400)

@@ -83,6 +83,9 @@ class LimitSettings(Section):
     # GET /auth/login per client address (IPv6 by /64): a whole office behind one NAT
     # address may sign in at once (the burst), a script may not flood the route.
     logins_per_ip: BucketSettings = BucketSettings(rate=5, burst=300)
+    # GET /auth/frontchannel-logout per client address: the provider's logout page of
+    # everyone behind one address (the burst), not a flood.
+    logouts_per_ip: BucketSettings = BucketSettings(rate=5, burst=300)
     max_tracked_keys: int = Field(100_000, ge=100)
 
 

@@ -8,6 +8,7 @@ and the namespace rule. Refusals are ``SsoioError``s with their wire code.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,7 +34,7 @@ from ssoio.realtime.live import LiveConfig
 from ssoio.realtime.pending import PendingSessions
 from ssoio.realtime.ratelimit import TokenBucket
 from ssoio.realtime.rooms import Rooms
-from ssoio.realtime.seams import SessionResolver
+from ssoio.realtime.seams import BrowserSession, SessionResolver
 from ssoio.realtime.timers import Timers
 
 __all__ = ["Admission", "transport_of"]
@@ -122,7 +123,7 @@ class Admission:
         if not await self.limits.connects.allow(key) or not await self.limits.failed_auth.peek(key):
             raise RateLimited("too many connection attempts from this address")
         try:
-            web_session, verified, principal = await self._identify(auth, environ)
+            session, verified, principal = await self._identify(auth, environ)
         except AuthenticationError:
             await self.limits.failed_auth.allow(key)
             raise
@@ -134,28 +135,39 @@ class Admission:
             sid=sid, namespace=namespace, principal=principal, expires_at=verified.expires_at,
             leeway_s=verified.issuer.leeway_s, fingerprint=verified.fingerprint, ip=ip,
             origin=origin, transport=transport_of(environ), bucket=bucket,
-            web_session=web_session, claims=verified.claims,
+            web_session=session.id if session else None, claims=verified.claims,
+            session_ends_at=session.ends_at if session else math.inf,
         )  # fmt: skip
 
     async def _identify(
         self, auth: object, environ: Mapping[str, Any]
-    ) -> tuple[str | None, VerifiedToken, Principal]:
-        """(browser session id or None, the verified token, its principal)."""
+    ) -> tuple[BrowserSession | None, VerifiedToken, Principal]:
+        """(the browser session or None, the verified token, its principal)."""
         credential = find_credential(
             auth,
             environ,
             cookie_name=self.sessions.cookie_name if self.sessions else SESSION_COOKIE,
             allow_query=self.live.settings.server.insecure_allow_query_token,
         )
-        web_session, token = await self._token_of(credential)
+        session, token = await self._token_of(credential)
         verified = await self.providers.verifier.verify(token)
-        return web_session, verified, self._principal(verified)
+        if session is None:
+            session = await self._handed_to(verified)
+        return session, verified, self._principal(verified)
 
     def _principal(self, verified: VerifiedToken) -> Principal:
         return self.live.policy.principal_from_claims(verified.claims, verified.issuer.name)
 
-    async def _token_of(self, credential: Credential) -> tuple[str | None, str]:
-        """(browser session id or None, access token) of a credential."""
+    async def _handed_to(self, verified: VerifiedToken) -> BrowserSession | None:
+        """The browser session ``/auth/token`` handed this token to, whatever the token
+        says (many providers put no ``sid`` in access tokens): its sockets end with it.
+
+        :raises TokenRevoked: that session has ended.
+        """
+        return await self.sessions.token_session(verified.fingerprint) if self.sessions else None
+
+    async def _token_of(self, credential: Credential) -> tuple[BrowserSession | None, str]:
+        """(the browser session or None, access token) of a credential."""
         if credential.source != "cookie":
             return None, credential.value
         resolved = await self.sessions.resolve(credential.value) if self.sessions else None
@@ -190,6 +202,11 @@ class Admission:
             raise Forbidden("a refreshed token must be for the same user and issuer")
         if not self.live.policy.namespace(principal, connection.namespace):
             raise Forbidden("the refreshed token may not use this namespace")
+        session = await self._handed_to(verified)  # (refused when its session has ended)
+        if session is not None:
+            if connection.web_session not in (None, session.id):
+                raise Forbidden("the token belongs to another browser session")
+            connection.web_session, connection.session_ends_at = session.id, session.ends_at
         self.connections.replace_principal(connection, principal)
         connection.expires_at, connection.fingerprint = verified.expires_at, verified.fingerprint
         connection.claims = verified.claims

@@ -7,6 +7,7 @@ for filtered delivery).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,8 @@ class Connection:
     origin: str | None
     transport: str
     bucket: TokenBucket
-    web_session: str | None = None  # the ssoio browser session, for cookie connects
+    web_session: str | None = None  # the ssoio browser session (cookie or handed-off token)
+    session_ends_at: float = math.inf  # when that session ends at the latest
     claims: Mapping[str, Any] = field(default_factory=dict)  # to map again on a reload
     rooms: set[str] = field(default_factory=set)
     generation: int = 0  # bumped by each auth:refresh, so stale timers are ignored

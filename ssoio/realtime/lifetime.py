@@ -16,7 +16,7 @@ from typing import Literal, NamedTuple
 
 __all__ = ["Due", "Scheduler"]
 
-Kind = Literal["warn", "expire", "unauthenticated"]
+Kind = Literal["warn", "expire", "session_end", "unauthenticated"]
 
 
 class Due(NamedTuple):

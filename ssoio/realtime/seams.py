@@ -6,12 +6,20 @@ through these).
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ssoio.config.server import BucketSettings
 from ssoio.realtime.ratelimit import RateLimiter
 
-__all__ = ["Cluster", "Limiter", "LimiterFactory", "SessionResolver", "Transport"]
+__all__ = [
+    "BrowserSession",
+    "Cluster",
+    "Limiter",
+    "LimiterFactory",
+    "SessionResolver",
+    "Transport",
+]
 
 
 class Transport(Protocol):
@@ -36,12 +44,30 @@ class Transport(Protocol):
     async def close_session(self, eio_sid: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class BrowserSession:
+    """The ssoio browser session a connection belongs to: its sockets end with it."""
+
+    id: str
+    ends_at: float  # login.session_max_age_s after sign-in
+
+
 class SessionResolver(Protocol):
-    """The browser-login seam: a session cookie -> (session id, current access token)."""
+    """The browser-login seam: which browser session a connect belongs to."""
 
     cookie_name: str  # "ssoio_session", "__Host-ssoio_session" under https
 
-    async def resolve(self, cookie_value: str) -> tuple[str, str] | None: ...
+    async def resolve(self, cookie_value: str) -> tuple[BrowserSession, str] | None:
+        """A session cookie's session and its current access token; None: no session."""
+        ...
+
+    async def token_session(self, fingerprint: bytes) -> BrowserSession | None:
+        """The session a presented token was handed to by ``/auth/token`` (None: a token
+        obtained elsewhere).
+
+        :raises TokenRevoked: that session has ended (logout, expiry, refused refresh).
+        """
+        ...
 
 
 class Cluster(Protocol):

@@ -1,6 +1,7 @@
 """Lifetime timers: the node's one timer loop over ``lifetime.Scheduler``, acting on what
-comes due: the ``auth:expiring`` warning, the ``token_expired`` revocation, and the close
-of an Engine.IO session that did not authenticate in time."""
+comes due: the ``auth:expiring`` warning, the ``token_expired`` revocation, the
+``logged_out`` revocation when the browser session a connection belongs to reaches its
+end, and the close of an Engine.IO session that did not authenticate in time."""
 
 from __future__ import annotations
 
@@ -69,6 +70,10 @@ class Timers:
         self._schedule(max(warn_at, self.clock()), "warn", connection.sid, connection.generation)
         expire_at = connection.expires_at + connection.leeway_s
         self._schedule(expire_at, "expire", connection.sid, connection.generation)
+        if connection.session_ends_at < expire_at:
+            self._schedule(
+                connection.session_ends_at, "session_end", connection.sid, connection.generation
+            )
 
     def _schedule(self, when: float, kind: Kind, key: str, generation: int = 0) -> None:
         earliest = self.scheduler.next_deadline()
@@ -109,6 +114,8 @@ class Timers:
             await self.transport.emit(
                 "auth:expiring", notice, to=connection.sid, namespace=connection.namespace
             )
+        elif due.kind == "session_end":
+            await self.revocation.revoke(connection, "logged_out")
         else:
             await self.revocation.revoke(connection, "token_expired")
 

@@ -1,5 +1,5 @@
-"""Browser single sign-on routes: login, callback, token hand-off, me, logout, and
-OpenID Connect Back-Channel Logout.
+"""Browser single sign-on routes: login, callback, token hand-off, me (the logouts are
+in ``logout.py``, the landing page in ``landing.py``).
 
 ::
 
@@ -8,19 +8,21 @@ OpenID Connect Back-Channel Logout.
                                     address (limits.logins_per_ip)
     GET  /auth/callback             check state, exchange the code, verify the ID token,
                                     start a fresh session (new id: no fixation)
-    GET  /auth/token                the session's access token (refreshed near expiry)
+    GET  /auth/token                the session's access token (refreshed near expiry),
+                                    bound to the session: its sockets end with it
     GET  /auth/me                   the principal as ssoio sees it
-    POST /auth/logout               end the session, disconnect its sockets, go to the IdP
-    POST /auth/backchannel-logout   the IdP ends sessions (logout_token, BCL 1.0 §2.5)
+
+Every access token the session gets (at sign-in, at each refresh) is bound to it in the
+session store by its fingerprint, so a socket that presents it, by ``auth.token`` or
+``Authorization``, belongs to the session whatever the token says: many providers put no
+``sid`` in access tokens (LemonLDAP::NG, Okta, Auth0). A refresh the provider refuses
+with ``invalid_grant`` means the person signed out there (``logged_out``).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-from typing import Any, Protocol
 
-from cachetools import TTLCache
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -36,15 +38,15 @@ from ssoio.errors import (
     RateLimited,
     SsoioError,
     TokenMissing,
+    TokenRevoked,
 )
-from ssoio.oidc.id_tokens import check_logout_token_claims, verify_signed
 from ssoio.oidc.providers import IdentityProviders
 from ssoio.oidc.verified import VerifiedToken
 from ssoio.policy.engine import Policy
 from ssoio.realtime.gateway import Gateway
-from ssoio.realtime.origins import origin_of
-from ssoio.realtime.seams import LimiterFactory
+from ssoio.realtime.seams import BrowserSession, LimiterFactory
 from ssoio.responses import NO_STORE, error_response
+from ssoio.web.logout import Logouts, ReplayCache, same_text
 from ssoio.web.oidc_client import GrantRefused, LoginClient
 from ssoio.web.pages import error_page
 from ssoio.web.pending import PendingLogin, PendingLogins
@@ -57,12 +59,9 @@ __all__ = ["BrowserLogin"]
 log = logging.getLogger(__name__)
 
 
-class ReplayCache(Protocol):
-    async def first_use(self, issuer: str, jti: str) -> bool | None: ...
-
-
 class BrowserLogin:
-    """The login issuer's browser flow, sessions and logout, for one node.
+    """The login issuer's browser flow and sessions, for one node (their ends:
+    ``logout.Logouts``, reached as ``self.logouts``).
 
     :param shared_limits: per-address limits shared by a cluster's nodes (sign-ins).
     :param replay: logout-token ``jti``s seen by any node of a cluster.
@@ -95,14 +94,10 @@ class BrowserLogin:
             limits.logins_per_ip, clock, limits.max_tracked_keys, shared
         )
         self._locks = RefreshLocks()
-        # BCL 1.0 §2.6 step 7 (optional, done here): a logout token's jti is used once
-        self.replay = replay  # shared by a cluster's nodes
-        self._seen_jti: TTLCache[tuple[str, str], bool] = TTLCache(
-            maxsize=100_000, ttl=settings.login.logout_token_max_age_s * 2, timer=clock
-        )
+        self.logouts = Logouts(settings, self.client, providers, gateway, store, self.cookies,
+                               clock, shared_limits=shared_limits, replay=replay)  # fmt: skip
         base = settings.server.public_url.rstrip("/")
         self.redirect_uri = f"{base}/auth/callback"
-        self.post_logout_uri = f"{base}{settings.login.post_logout_path}"
 
     def routes(self) -> list[Route]:
         return [
@@ -110,19 +105,44 @@ class BrowserLogin:
             Route("/auth/callback", self.callback_route, methods=["GET"]),
             Route("/auth/token", self.token_route, methods=["GET"]),
             Route("/auth/me", self.me_route, methods=["GET"]),
-            Route("/auth/logout", self.logout_route, methods=["POST"]),
-            Route("/auth/backchannel-logout", self.backchannel_route, methods=["POST"]),
+            *self.logouts.routes(),
         ]
 
     # -- the session seam the Socket.IO gateway uses --------------------------------------
 
-    async def resolve(self, cookie_value: str) -> tuple[str, str] | None:
-        """(session id, current access token) for a session cookie, or None."""
-        session = await self._session(cookie_value)
+    async def resolve(self, cookie_value: str) -> tuple[BrowserSession, str] | None:
+        """A session cookie's session and its current access token, or None."""
+        session_id = self.cookies.unsign(cookie_value)
+        session = await self.store.load(session_id) if session_id else None
         if session is None or not session.authenticated:
             return None
-        token = await self._fresh_access_token(session)
-        return (session.id, token) if token else None
+        token = await self.fresh_access_token(session)
+        return (BrowserSession(session.id, session.expires_at), token) if token else None
+
+    async def token_session(self, fingerprint: bytes) -> BrowserSession | None:
+        """The session a token was handed to, if any.
+
+        :raises TokenRevoked: that session has ended: the token is dead for ssoio, even
+            while the provider would still call it valid.
+        """
+        try:
+            session_id = await self.store.token_session(fingerprint)
+        except ClusterUnavailable:
+            # Redis down: tokens are still verified as any bearer token (as before tokens
+            # were bound), and the outage is logged; refusing every connect is worse.
+            self.observe("auth.binding.unavailable")
+            return None
+        if session_id is None:
+            return None
+        session = await self.store.load(session_id)
+        if session is None:
+            raise TokenRevoked("the browser session this token was issued to has ended")
+        return BrowserSession(session.id, session.expires_at)
+
+    async def _bind(self, session: WebSession, verified: VerifiedToken) -> None:
+        """Bind the session's new access token to it, for as long as the token lives."""
+        until = verified.expires_at + verified.issuer.leeway_s
+        await self.store.bind_token(verified.fingerprint, session.id, until)
 
     # -- login ------------------------------------------------------------------------------
 
@@ -150,7 +170,7 @@ class BrowserLogin:
         state = params.get("state")
         # RFC 6749 §10.12: the state must be the one this browser was given. A mismatch
         # leaves the pre-login cookie alone: a forged link cannot cancel a real sign-in.
-        if pending is None or not state or not _same(state, pending.state):
+        if pending is None or not state or not same_text(state, pending.state):
             self.observe("auth.login.refused", code="state_invalid")
             return error_page(400, "state_invalid", "This sign-in link is not valid (any more).")
         response = await self._callback(params.get("code"), pending)
@@ -193,6 +213,7 @@ class BrowserLogin:
             access_expires_at=verified.expires_at,
         )
         await self.store.save(session)
+        await self._bind(session, verified)
         self.observe("auth.login", issuer=session.issuer, sub=session.subject)
         response = RedirectResponse(pending.next_path, status_code=303)
         response.headers["set-cookie"] = self.cookies.header(session.id)
@@ -228,104 +249,13 @@ class BrowserLogin:
         }  # fmt: skip
         return JSONResponse(body, headers=NO_STORE)
 
-    # -- logout -----------------------------------------------------------------------------
-
-    async def logout_route(self, request: Request) -> Response:
-        """CSRF-safe: the cookie is SameSite=Lax (never sent on cross-site POSTs) and the
-        request must come from an allowed origin (OWASP "verify origin with headers")."""
-        origin = request.headers.get("origin") or _origin_of(request.headers.get("referer"))
-        if origin is None or not self.gateway.origins.allows(origin):
-            return error_response(OriginDenied("log out from this site's own pages"))
-        session = await self._session(request.cookies.get(self.cookie_name))
-        target: str | None = self.post_logout_uri
-        if session is not None:
-            await self._end(session, "logged_out", "local")
-            target = self.client.end_session_url(session.id_token, self.post_logout_uri) or target
-        if "application/json" in request.headers.get("accept", ""):
-            response: Response = JSONResponse({"ok": True, "redirect": target}, headers=NO_STORE)
-        else:
-            response = RedirectResponse(target or "/", status_code=303, headers=NO_STORE)
-        response.headers["set-cookie"] = self.cookies.header(None)
-        return response
-
-    async def backchannel_route(self, request: Request) -> Response:
-        """BCL 1.0 §2.8: 200 when the logout succeeded, 400 when the request is invalid."""
-        try:
-            form = await request.form()
-            claims = await self._logout_claims(form.get("logout_token"))
-        except (SsoioError, ValueError) as error:
-            code = error.code if isinstance(error, SsoioError) else "invalid_request"
-            self.observe("auth.backchannel.refused", code=code)
-            body = {"error": "invalid_request", "error_description": code}
-            return JSONResponse(body, 400, headers=NO_STORE)
-        issuer = self.client.issuer.name
-        sid, sub = claims.get("sid"), claims.get("sub")
-        # Sockets first: even when the session store cannot be reached, the user's live
-        # connections end now; the answer then says the logout was not complete (503).
-        sockets = await self.gateway.disconnect_session(issuer, sid, "logged_out") if sid else 0
-        if sub and not sid:
-            sockets += await self.gateway.disconnect_user(sub, "logged_out", issuer)
-        try:
-            ended = await self._end_sessions(issuer, sid, sub)
-        except ClusterUnavailable as error:
-            self.observe("auth.backchannel.logout", issuer=issuer, sub=sub, sockets=sockets,
-                         code=error.code)  # fmt: skip
-            return error_response(error)
-        self.observe(
-            "auth.backchannel.logout", issuer=issuer, sub=sub, sessions=ended, sockets=sockets
-        )
-        return Response(status_code=200, headers=NO_STORE)
-
-    async def _end_sessions(self, issuer: str, sid: str | None, sub: str | None) -> int:
-        found = await self.store.find(issuer, idp_session=sid, subject=sub if not sid else None)
-        ended = 0
-        for session_id in found:
-            session = await self.store.load(session_id)
-            if session is not None:
-                await self._end(session, "logged_out", "backchannel")
-                ended += 1
-        return ended
-
-    async def _logout_claims(self, token: object) -> dict[str, Any]:
-        refused = ("at+jwt", "id_token+jwt")
-        claims = await verify_signed(token, self.providers.keys, self.client.issuer, refused)
-        expected = self.client.expectations(self.login.logout_token_max_age_s)
-        check_logout_token_claims(claims, expected, self.clock())
-        if not await self._first_use(claims["iss"], claims["jti"]):
-            raise TokenMissing("this logout token was already used")
-        return claims
-
-    async def _first_use(self, issuer: str, jti: str) -> bool:
-        # With a cluster, the jti is checked in Redis (any node may receive the token);
-        # when Redis cannot tell, this node's memory still refuses local replays rather
-        # than refusing the logout itself.
-        shared = await self.replay.first_use(issuer, jti) if self.replay else None
-        local = (issuer, jti) not in self._seen_jti
-        self._seen_jti[(issuer, jti)] = True
-        return local if shared is None else shared and local
-
-    async def _end(self, session: WebSession, code: str, how: str) -> None:
-        await self.store.delete(session.id)
-        sockets = await self.gateway.disconnect_web_session(session.id, code)
-        if session.idp_session and session.issuer:
-            sockets += await self.gateway.disconnect_session(
-                session.issuer, session.idp_session, code
-            )
-        self.observe(
-            "auth.logout", how=how, issuer=session.issuer, sub=session.subject, sockets=sockets
-        )
-
     # -- helpers ---------------------------------------------------------------------------
-
-    async def _session(self, cookie_value: str | None) -> WebSession | None:
-        session_id = self.cookies.unsign(cookie_value)
-        return await self.store.load(session_id) if session_id else None
 
     async def _signed_in(self, request: Request) -> WebSession:
         # Same-origin only: browsers say where a request comes from (Fetch Metadata).
         if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
             raise OriginDenied("the token hand-off is for this site's own pages")
-        session = await self._session(request.cookies.get(self.cookie_name))
+        session = await self.logouts.session_of(request)
         if session is None or not session.authenticated:
             raise TokenMissing("not signed in")
         return session
@@ -333,16 +263,29 @@ class BrowserLogin:
     async def _current_token(self, request: Request) -> tuple[WebSession, str]:
         """The signed-in session of ``request`` and its (refreshed if due) access token."""
         session = await self._signed_in(request)
-        token = await self._fresh_access_token(session)
+        token = await self.fresh_access_token(session)
         if token is None:
             raise TokenMissing("the session has ended; sign in again")
         return session, token
 
-    async def _fresh_access_token(self, session: WebSession) -> str | None:
+    async def fresh_access_token(self, session: WebSession) -> str | None:
         """The session's access token, refreshed (once, for concurrent callers) when it
         expires within ``login.refresh_margin_s``; None when the session cannot go on."""
         if session.access_expires_at - self.clock() > self.login.refresh_margin_s:
             return session.access_token
+        return await self._refresh_once(session)
+
+    async def revalidate(self, session_id: str) -> None:
+        """``login.session_check_s``: ask the provider whether the session still stands
+        (a refresh: refused, the session ends, ``logged_out``); a session gone from the
+        store (expired, ended on a node that could not reach this one) ends its sockets."""
+        session = await self.store.load(session_id)
+        if session is None:
+            await self.gateway.disconnect_web_session(session_id, "logged_out")
+        elif session.refresh_token:
+            await self._refresh_once(session)
+
+    async def _refresh_once(self, session: WebSession) -> str | None:
         seen = session.access_token  # (a store may hand out the same object to every caller)
         lock = self._locks.lock(session.id)
         try:
@@ -371,13 +314,19 @@ class BrowserLogin:
             raise
         except SsoioError as exc:  # GrantRefused included: the refresh token is no good
             self.observe("auth.refresh.failed", sub=session.subject, kind=type(exc).__name__)
-            await self._end(session, "token_expired", "refresh_failed")
+            # RFC 6749 §5.2: invalid_grant is a refresh token the provider revoked, which
+            # it does when the person signed out there (Keycloak, LemonLDAP::NG, Entra ID)
+            if isinstance(exc, GrantRefused) and exc.error == "invalid_grant":
+                await self.logouts.end(session, "logged_out", "provider_refused_refresh")
+            else:
+                await self.logouts.end(session, "token_expired", "refresh_failed")
             return None
         session.access_token = token["access_token"]
         session.refresh_token = _string(token.get("refresh_token")) or session.refresh_token
         session.id_token = token.get("id_token") or session.id_token
         session.access_expires_at = verified.expires_at
         await self.store.save(session)
+        await self._bind(session, verified)
         self.observe("auth.session.refreshed", sub=session.subject)
         return session.access_token
 
@@ -389,11 +338,6 @@ def _same_identity(session: WebSession, verified: VerifiedToken) -> None:
         raise ClaimsInvalid("the refreshed token is for another identity")
 
 
-def _same(given: str, expected: str) -> bool:
-    # constant time; as bytes, since compare_digest refuses non-ASCII str (a TypeError)
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
 def _short(value: object) -> str:
     text = str(value or "error")
     return "".join(c for c in text[:64] if c.isalnum() or c in "_-.")
@@ -401,7 +345,3 @@ def _short(value: object) -> str:
 
 def _string(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _origin_of(url: str | None) -> str | None:
-    return origin_of(url) if url else None

@@ -166,15 +166,21 @@ class LoginClient:
             max_age_s=max_age_s,
         )
 
-    def end_session_url(
-        self, id_token_hint: str | None, post_logout_redirect_uri: str
+    async def end_session_url(
+        self, id_token_hint: str | None, post_logout_redirect_uri: str, state: str
     ) -> str | None:
-        """RP-initiated logout at the provider, when it publishes an end-session endpoint."""
-        endpoint = self.metadata.end_session_endpoint if self.metadata else None
+        """RP-initiated logout at the provider (RP-Initiated Logout 1.0 §2: ``id_token_hint``,
+        ``client_id``, ``post_logout_redirect_uri``, ``state``), when it publishes an
+        end-session endpoint; None when it does not (or cannot be asked now)."""
+        try:
+            self.metadata = await self._providers.discovery.get(self.issuer)
+        except IdpUnavailable:
+            return None
+        endpoint = self.metadata.end_session_endpoint
         if endpoint is None:
             return None
         params = {"post_logout_redirect_uri": post_logout_redirect_uri,
-                  "client_id": self.settings.login.client_id}  # fmt: skip
+                  "client_id": self.settings.login.client_id, "state": state}  # fmt: skip
         if id_token_hint:
             params["id_token_hint"] = id_token_hint
         separator = "&" if "?" in endpoint else "?"

@@ -82,6 +82,15 @@ class SessionStore(Protocol):
     async def find(self, issuer: str, *, idp_session: str | None = None,
                    subject: str | None = None) -> list[str]: ...  # fmt: skip
 
+    async def bind_token(self, fingerprint: bytes, session_id: str, until: float) -> None:
+        """Remember, until ``until``, that the token of ``fingerprint`` was handed to the
+        browser session ``session_id`` (the fingerprint, never the token)."""
+        ...
+
+    async def token_session(self, fingerprint: bytes) -> str | None:
+        """The browser session a token was handed to (alive or not), or None."""
+        ...
+
 
 class MemorySessionStore:
     """Sessions of this process; expired ones are dropped on access and by a sweep.
@@ -94,6 +103,7 @@ class MemorySessionStore:
         self._clock = clock
         self._max = max_sessions
         self._sessions: dict[str, WebSession] = {}
+        self._tokens: dict[bytes, tuple[str, float]] = {}  # fingerprint -> (session, until)
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -121,6 +131,20 @@ class MemorySessionStore:
             and (idp_session is None or s.idp_session == idp_session)
             and (subject is None or s.subject == subject)
         ]  # fmt: skip
+
+    async def bind_token(self, fingerprint: bytes, session_id: str, until: float) -> None:
+        if len(self._tokens) >= 4 * self._max:  # a few live tokens per session at most
+            now = self._clock()
+            self._tokens = {k: v for k, v in self._tokens.items() if v[1] > now}
+            if len(self._tokens) >= 4 * self._max:  # still full: forget the oldest quarter
+                self._tokens = dict(list(self._tokens.items())[self._max :])
+        self._tokens[fingerprint] = (session_id, until)
+
+    async def token_session(self, fingerprint: bytes) -> str | None:
+        bound = self._tokens.get(fingerprint)
+        if bound is None or bound[1] <= self._clock():
+            return None
+        return bound[0]
 
     def _sweep(self) -> None:
         now = self._clock()
