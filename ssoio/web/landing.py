@@ -36,27 +36,27 @@ def landing_routes(login: BrowserLogin) -> list[Route]:
     """The ``GET /`` route of ``ssoio serve``."""
 
     async def landing(request: Request) -> Response:
-        notice = _returned_from_logout(login, request)
+        notice, confirmed = _returned_from_logout(login, request)
         if login.login.landing_url:
             response: Response = RedirectResponse(login.login.landing_url, 303, headers=NO_STORE)
         else:
             principal = await _signed_in(login, request)
             response = _page(principal, notice, login.logouts.provider_origins())
-        if "state" in request.query_params:  # one use
+        if confirmed:  # one use (a forged state cannot spend it)
             response.headers.append("set-cookie", login.logouts.state_cookie.header(None))
         return response
 
     return [Route("/", landing, methods=["GET"])]
 
 
-def _returned_from_logout(login: BrowserLogin, request: Request) -> str | None:
-    how = request.query_params.get("logout")
+def _returned_from_logout(login: BrowserLogin, request: Request) -> tuple[str | None, bool]:
+    """(what to tell the person, whether the provider confirmed this browser's logout)."""
     if "state" in request.query_params:
         if not login.logouts.state_cookie.matches(request):
             login.observe("auth.logout.refused", code="state_invalid")
-            return _STATE_MISMATCH
-        return _SIGNED_OUT["done"]
-    return _SIGNED_OUT.get(how or "")
+            return _STATE_MISMATCH, False
+        return _SIGNED_OUT["done"], True
+    return _SIGNED_OUT.get(request.query_params.get("logout") or ""), False
 
 
 async def _signed_in(login: BrowserLogin, request: Request) -> Principal | None:

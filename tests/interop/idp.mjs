@@ -12,6 +12,8 @@
 //   IDP_REDIRECT_URIS              comma-separated redirect URIs of ssoio-web
 //   IDP_POST_LOGOUT_REDIRECT_URIS  comma-separated post-logout redirect URIs of ssoio-web
 //   IDP_BACKCHANNEL_LOGOUT_URI     back-channel logout URI of ssoio-web (optional)
+//   IDP_AT_SID                     "0": no `sid` in access tokens (as LemonLDAP::NG, Okta and
+//                                  Auth0 by default); default "1"
 //
 // Test-only control routes (never part of a real provider):
 //   POST /__test/rotate[?drop_old=1]  new RSA key, signs from now on; answers {"kid", "kids"}
@@ -54,6 +56,7 @@ const AT_TTL = intFromEnv('IDP_AT_TTL', 300) || 300;
 const REDIRECT_URIS = listFromEnv('IDP_REDIRECT_URIS', ['http://127.0.0.1:8000/auth/callback']);
 const POST_LOGOUT_REDIRECT_URIS = listFromEnv('IDP_POST_LOGOUT_REDIRECT_URIS', ['http://127.0.0.1:8000/']);
 const BACKCHANNEL_LOGOUT_URI = process.env.IDP_BACKCHANNEL_LOGOUT_URI || undefined;
+const AT_SID = process.env.IDP_AT_SID !== '0';
 
 // The resource indicator must be an absolute URI, but the audience ssoio checks is a plain
 // name (as Keycloak's `aud` would be): the two are configured independently.
@@ -374,7 +377,7 @@ function buildProvider(issuer) {
       if (token.kind !== 'AccessToken' || !token.accountId) return undefined;
       if (!Object.hasOwn(USERS, token.accountId)) return undefined;
       const { sub: _sub, email_verified: _ev, ...claims } = claimsOf(token.accountId);
-      const sid = await sidFor(ctx, token);
+      const sid = AT_SID ? await sidFor(ctx, token) : undefined;
       return sid ? { ...claims, sid } : claims;
     },
     // Keycloak issues refresh tokens to its web clients without `offline_access`; so do we.

@@ -167,8 +167,13 @@ class NodeProvider:
         post_logout_redirect_uris: list[str] | None = None,
         backchannel_logout_uri: str | None = None,
         port: int = 0,
+        access_token_sid: bool = True,
     ) -> NodeProvider:
-        """Start the provider and wait (at most 30 s) until it listens."""
+        """Start the provider and wait (at most 30 s) until it listens.
+
+        :param access_token_sid: False: access tokens carry no ``sid`` (as LemonLDAP::NG's,
+            Okta's and Auth0's by default); ID and logout tokens still do.
+        """
         node = require_tool("node")
         redirects = redirect_uris or [DEFAULT_REDIRECT_URI]
         post_logout = post_logout_redirect_uris or [DEFAULT_POST_LOGOUT_REDIRECT_URI]
@@ -178,6 +183,7 @@ class NodeProvider:
             "IDP_AT_TTL": str(at_ttl),
             "IDP_REDIRECT_URIS": ",".join(redirects),
             "IDP_POST_LOGOUT_REDIRECT_URIS": ",".join(post_logout),
+            "IDP_AT_SID": "1" if access_token_sid else "0",
         }
         env.pop("IDP_BACKCHANNEL_LOGOUT_URI", None)
         if backchannel_logout_uri:

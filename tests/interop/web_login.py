@@ -37,27 +37,31 @@ class LoginSetup:
 
 @asynccontextmanager
 async def login_setup(
-    *, at_ttl: int = 300, clock: Any = None, wrap: Callable[[SsoServer], Any] | None = None
-) -> AsyncIterator[LoginSetup]:
+    *, at_ttl: int = 300, clock: Any = None, wrap: Callable[[SsoServer], Any] | None = None,
+    backchannel: bool = True, access_token_sid: bool = True, landing: bool = False,
+    login: dict[str, Any] | None = None, limits: dict[str, Any] | None = None,
+) -> AsyncIterator[LoginSetup]:  # fmt: skip
     """A node provider and an ssoio node whose public URL it knows (for its redirects);
-    ``wrap`` may build a host app around the node (pages on the same origin)."""
+    ``wrap`` may build a host app around the node (pages on the same origin); ``login``
+    and ``limits`` override those sections of the settings."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     idp = await NodeProvider.start(
         at_ttl=at_ttl, redirect_uris=[f"{url}/auth/callback"],
         post_logout_redirect_uris=[f"{url}/"],
-        backchannel_logout_uri=f"{url}/auth/backchannel-logout",
+        backchannel_logout_uri=f"{url}/auth/backchannel-logout" if backchannel else None,
+        access_token_sid=access_token_sid,
     )  # fmt: skip
     try:
         settings = example_settings(
             idp,
             server={"public_url": url},
             login={"client_id": "ssoio-web", "client_secret": "ssoio-web-secret",
-                   "session_secret": "test-session-secret-0123456789abcdef"},
+                   "session_secret": "test-session-secret-0123456789abcdef", **(login or {})},
             limits={"connects_per_ip": {"rate": 1000, "burst": 1000},
-                    "failed_auth_per_ip": {"rate": 1000, "burst": 1000}},
+                    "failed_auth_per_ip": {"rate": 1000, "burst": 1000}, **(limits or {})},
         )  # fmt: skip
-        server = SsoServer(settings, **({"clock": clock} if clock else {}))
+        server = SsoServer(settings, landing=landing, **({"clock": clock} if clock else {}))
         app = wrap(server) if wrap else server.asgi_app
         async with serve_asgi(app, port=port, lifespan="on", ws="websockets-sansio"):
             yield LoginSetup(url, server, idp)
