@@ -27,8 +27,12 @@ visible = { secret = "role:staff" }
 """
 
 
-def cluster_config(path: Path, idp: NodeProvider, redis_url: str, public_url: str) -> Path:
-    """The example configuration, pointed at the provider and Redis, for every node."""
+def cluster_config(
+    path: Path, idp: NodeProvider, redis_url: str, public_url: str,
+    changes: dict[str, str] | None = None,
+) -> Path:  # fmt: skip
+    """The example configuration, pointed at the provider and Redis, for every node
+    (``changes``: more text replacements, each of which must apply)."""
     text = EXAMPLE.read_text()
     replacements = {
         "${SSOIO_ISSUER:-http://127.0.0.1:8000/dev-idp}": idp.issuer,
@@ -45,6 +49,7 @@ def cluster_config(path: Path, idp: NodeProvider, redis_url: str, public_url: st
         # the suite's transport path (SSOIO_TRANSPORT, tests/support/transport_path.py)
         'transport = "ssoio"': f'transport = "{transport_path()}"',
     }  # fmt: skip
+    replacements.update(changes or {})
     for old, new in replacements.items():
         assert old in text, old
         text = text.replace(old, new)
