@@ -6,7 +6,9 @@
 //    "steps": [{"op": "goto", "context": "alice", "url": "http://127.0.0.1:PORT/"}, ...],
 //    "timeout_ms": 60000,          // whole run (default 60 s); exit 2 when it runs out
 //    "step_timeout_ms": 10000}     // default bound of each waiting step (default 10 s)
-// Each context is a separate browser context (own cookie jar and storage) with one page; its
+// Each context is a separate browser context (own cookie jar and storage) with one page (a
+// step's optional "page": NAME opens and then uses another tab of that context, sharing its
+// cookies, while the first keeps running: e.g. the provider's logout page beside the app); its
 // value is passed to Playwright's browser.newContext() as options. Steps name their context.
 // Ops, see STEP_OPS below; single-element ops use Playwright locators (strict: a selector
 // matching several elements is a step error; `texts` reads all matches).
@@ -316,16 +318,24 @@ async function main() {
   log(`launched ${executablePath} (${browser.version()})`);
 
   const pages = {};
+  const contexts = {};
   for (const [name, options] of Object.entries(script.contexts)) {
     const context = await browser.newContext(options ?? {});
     context.on("page", (page) => watchPage(page, name));
+    contexts[name] = context;
     pages[name] = await context.newPage();
   }
+  const pageOf = async (step) => {
+    if (step.page === undefined) return pages[step.context];
+    const key = `${step.context}/${step.page}`;
+    pages[key] ??= await contexts[step.context].newPage();
+    return pages[key];
+  };
 
   for (const [index, step] of script.steps.entries()) {
     currentStep = index;
     try {
-      await runStep(step, index, pages[step.context], script.stepTimeoutMs);
+      await runStep(step, index, await pageOf(step), script.stepTimeoutMs);
     } catch (error) {
       if (error instanceof HarnessError) throw error;
       emit({

@@ -28,8 +28,10 @@ script::
      "step_timeout_ms": 10000}     # default bound of each waiting step; a step's timeout_ms wins
 
 Each context is its own browser context (cookie jar, storage) with one page; its value goes to
-Playwright's `browser.newContext()` as options. Single-element ops are strict (a selector
-matching several elements is a step error); `texts` reads every match without waiting.
+Playwright's `browser.newContext()` as options. A step's optional `"page": NAME` opens (once)
+and uses another tab of its context, sharing its cookies, while the first tab keeps running.
+Single-element ops are strict (a selector matching several elements is a step error); `texts`
+reads every match without waiting.
 
 observations (in arrival order, `{"type": "done"}` last)::
 
