@@ -66,12 +66,18 @@ class LoginClient:
 
         :raises IdpUnavailable: no metadata, or no such endpoints in it.
         """
-        metadata = await self._providers.discovery.get(self.issuer)
+        metadata = await self._metadata()
         authorize, token = metadata.authorization_endpoint, metadata.token_endpoint
         if authorize is None or token is None:
             raise IdpUnavailable("the provider publishes no authorization or token endpoint")
-        self.metadata = metadata
         return authorize, token
+
+    async def _metadata(self) -> ProviderMetadata:
+        metadata = await self._providers.discovery.get(self.issuer)
+        if self.metadata is None:
+            _announce_logout_channels(self.issuer.name, metadata)
+        self.metadata = metadata
+        return metadata
 
     async def authorization_url(self, redirect_uri: str, pending: PendingLogin) -> str:
         """Where to send the browser (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC Core §3.1.2.1).
@@ -173,10 +179,9 @@ class LoginClient:
         ``client_id``, ``post_logout_redirect_uri``, ``state``), when it publishes an
         end-session endpoint; None when it does not (or cannot be asked now)."""
         try:
-            self.metadata = await self._providers.discovery.get(self.issuer)
+            endpoint = (await self._metadata()).end_session_endpoint
         except IdpUnavailable:
             return None
-        endpoint = self.metadata.end_session_endpoint
         if endpoint is None:
             return None
         params = {"post_logout_redirect_uri": post_logout_redirect_uri,
@@ -185,6 +190,19 @@ class LoginClient:
             params["id_token_hint"] = id_token_hint
         separator = "&" if "?" in endpoint else "?"
         return f"{endpoint}{separator}{urlencode(params)}"
+
+
+def _announce_logout_channels(issuer: str, metadata: ProviderMetadata) -> None:
+    """Tell the operator, once, which logout channels the provider says it has (OIDC
+    Back-Channel Logout 1.0 §2.1, Front-Channel Logout 1.0 §3, RP-Initiated Logout 1.0 §2.1):
+    the one to register decides how fast sockets close after a logout at the provider."""
+    raw = metadata.raw
+    log.info(
+        "login.logout_channels issuer=%s backchannel=%s frontchannel=%s end_session=%s",
+        issuer, raw.get("backchannel_logout_supported") is True,
+        raw.get("frontchannel_logout_supported") is True,
+        metadata.end_session_endpoint is not None,
+    )  # fmt: skip
 
 
 def _token_answer(status: int, body: bytes) -> dict[str, Any]:
