@@ -50,6 +50,7 @@ from ssoio.transport.gates import select
 from ssoio.transport.guard import TransportGuard
 from ssoio.transport.paths import socket_server
 from ssoio.transport.server import SocketServerBase
+from ssoio.web.admin import admin_routes
 from ssoio.web.api import api_routes
 from ssoio.web.auth import BrowserLogin
 from ssoio.web.headers import SecurityHeaders
@@ -116,6 +117,8 @@ class SsoServer:
             routes.append(metrics_route(self.metrics, settings.metrics))
         if self.login is not None:
             routes += self.login.routes()
+            if settings.admin.enabled:
+                routes += admin_routes(self.login)
             if landing:
                 routes += landing_routes(self.login)
         if settings.api.enabled:

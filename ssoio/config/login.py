@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr
 
 from ssoio.config.base import Section
+from ssoio.config.policy import RequirementSpec
 
-__all__ = ["LoginSettings"]
+__all__ = ["AdminSettings", "LoginSettings"]
 
 
 class LoginSettings(Section):
@@ -39,3 +40,11 @@ class LoginSettings(Section):
     # Re-validate the sessions with live sockets with the provider (a refresh) every so many
     # seconds, for providers without a logout channel; 0: off.
     session_check_s: float = Field(0, ge=0, le=86400)
+
+
+class AdminSettings(Section):
+    """``/admin/access``: ``explain`` as a page, for operators signed in through the
+    browser flow who meet ``requires``."""
+
+    enabled: bool = True
+    requires: RequirementSpec = "role:admin"

@@ -15,7 +15,7 @@ from pydantic import AfterValidator, Field, SecretStr
 
 from ssoio.config.base import Section
 from ssoio.config.cluster import ClusterSettings
-from ssoio.config.login import LoginSettings
+from ssoio.config.login import AdminSettings, LoginSettings
 from ssoio.config.operations import LoggingSettings, MetricsSettings
 from ssoio.config.policy import (
     ClaimMappingSettings,
@@ -148,6 +148,7 @@ class Settings(Section):
     limits: LimitSettings = LimitSettings()
     api: ApiSettings = ApiSettings()
     login: LoginSettings = LoginSettings()
+    admin: AdminSettings = AdminSettings()
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
     cluster: ClusterSettings = ClusterSettings()

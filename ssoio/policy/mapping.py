@@ -145,3 +145,25 @@ def _values(
         if len(values) > _MAX_VALUES or any(len(v) > _MAX_LENGTH for v in values):
             raise ClaimsInvalid(f"claim {path} has too many or too long values", claim=path)
     return values
+
+
+def empty_claim_paths(claims: Mapping[str, Any], mapping: ClaimMapping) -> list[str]:
+    """The mapped claim paths (roles, groups, scopes, attributes, profile) that ``claims``
+    leave empty: where a misconfigured mapping shows (an empty role set looks like a user
+    without roles)."""
+    named = {
+        "roles": mapping.roles,
+        "groups": mapping.groups,
+        "scopes": mapping.scopes,
+        **{f"attributes.{k}": (v,) for k, v in mapping.attributes.items()},
+        **{n: (p,) for n in ("username", "email", "name") if (p := getattr(mapping, n))},
+    }
+    empty = []
+    for name, paths in named.items():
+        try:
+            found = [p for p in paths if _lookup(claims, p) not in (None, "", [])]
+        except ClaimsInvalid:
+            found = []
+        if not found:
+            empty.append(f"{name} ({', '.join(paths) or 'no path'})")
+    return empty
