@@ -28,7 +28,8 @@ What LemonLDAP::NG 2.16 puts in its tokens (read in Lib/OpenIDConnect.pm and
 Issuer/OpenIDConnect.pm, seen on the wire by test_lemonldap_provider.py):
 
 - access token: JOSE header `typ` "JWT" (not "at+jwt"), `kid`; claims iss, sub, aud (an ARRAY:
-  the client id, then `oidcRPMetaDataOptionsAdditionalAudiences`), client_id, iat, exp, jti,
+  the client id, then `additional_audiences`, i.e. oidcRPMetaDataOptionsAdditionalAudiences;
+  ID tokens get the same aud), client_id, iat, exp, jti,
   scope (the granted scopes, unknown ones included), and with AccessTokenClaims the released
   user claims (name, preferred_username, email, groups, roles). No `sid`, no `azp`.
 - ID token: iss, sub, aud, exp, iat, auth_time, acr, azp, nonce, at_hash. No `sid` either:
@@ -200,6 +201,7 @@ class RelyingParty:
     post_logout_redirect_uris: tuple[str, ...]
     frontchannel_logout_uri: str | None
     access_token_ttl_s: int
+    additional_audiences: tuple[str, ...] = ()
 
 
 def lemonldap_conf(portal: str, workdir: Path, rp: RelyingParty) -> dict[str, Any]:
@@ -221,6 +223,8 @@ def lemonldap_conf(portal: str, workdir: Path, rp: RelyingParty) -> dict[str, An
         "oidcRPMetaDataOptionsAccessTokenJWT": 1,
         "oidcRPMetaDataOptionsAccessTokenClaims": 1,
         "oidcRPMetaDataOptionsAccessTokenExpiration": rp.access_token_ttl_s,
+        # aud of ID and access tokens: [client id, *these] (Lib/OpenIDConnect.pm getAudiences)
+        "oidcRPMetaDataOptionsAdditionalAudiences": " ".join(rp.additional_audiences),
         "oidcRPMetaDataOptionsRefreshToken": 1,
         "oidcRPMetaDataOptionsAllowOffline": 0,
         "oidcRPMetaDataOptionsUserIDAttr": "uid",
@@ -580,7 +584,8 @@ class LemonLdapProvider:
 
     @property
     def access_token_audience(self) -> str:
-        """What LemonLDAP::NG writes in an access token's `aud` array: the client id."""
+        """What LemonLDAP::NG writes first in an access token's `aud` array: the client id
+        (then `additional_audiences`, in ID tokens too)."""
         return self.rp.client_id
 
     @property
@@ -605,13 +610,14 @@ class LemonLdapProvider:
         post_logout_redirect_uris: Sequence[str] = (),
         frontchannel_logout_uri: str | None = None,
         access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL_S,
+        additional_audiences: Sequence[str] = (),
         log_level: str = "notice",
     ) -> LemonLdapProvider:
         """Configure and start the portal; returns once discovery answers (at most 30 s)."""
         require_lemonldap()
         rp = RelyingParty(
             client_id, client_secret, tuple(redirect_uris), tuple(post_logout_redirect_uris),
-            frontchannel_logout_uri, access_token_ttl,
+            frontchannel_logout_uri, access_token_ttl, tuple(additional_audiences),
         )  # fmt: skip
         port, listen_v6 = _loopback_port()
         portal = f"http://localhost:{port}/"

@@ -128,6 +128,7 @@ class LemonLdapSetup:
 async def lemonldap_login_setup(
     *,
     access_token_ttl: int = 600,
+    additional_audiences: tuple[str, ...] = (),
     frontchannel_path: str = RECORDER_PATH,
     wrap: Callable[[SsoServer, ASGIApp], ASGIApp] | None = None,
     **overrides: dict[str, Any],
@@ -145,6 +146,7 @@ async def lemonldap_login_setup(
         post_logout_redirect_uris=[f"{url}/"],
         frontchannel_logout_uri=f"{url}{frontchannel_path}",
         access_token_ttl=access_token_ttl,
+        additional_audiences=additional_audiences,
     ) as provider:
         server = SsoServer(lemonldap_settings(provider, url, **overrides))
         recorder = FrontChannelRecorder()
