@@ -120,14 +120,17 @@ class Logouts:
         )
         return sockets
 
-    async def end_sessions(self, how: str, *, sid: str | None, sub: str | None) -> int:
-        """End the login issuer's sessions of IdP session ``sid`` (else of user ``sub``)."""
+    async def end_sessions(
+        self, how: str, *, sid: str | None, sub: str | None, sid_less: bool = False
+    ) -> int:
+        """End the login issuer's sessions of IdP session ``sid`` (else of user ``sub``;
+        with ``sid_less``, only those whose ID token carried no ``sid``)."""
         issuer = self.client.issuer.name
         found = await self.store.find(issuer, idp_session=sid, subject=sub if not sid else None)
         ended = 0
         for session_id in found:
             session = await self.store.load(session_id)
-            if session is not None:
+            if session is not None and not (sid_less and session.idp_session):
                 await self.end(session, "logged_out", how)
                 ended += 1
         return ended
@@ -264,7 +267,12 @@ class Logouts:
                 raise InvalidPayload("the logout request is from another issuer")
             issuer = self.client.issuer.name
             sockets = await self.gateway.disconnect_session(issuer, sid, "logged_out")
-            return await self.end_sessions("frontchannel", sid=sid, sub=None), sockets, False
+            ended = await self.end_sessions("frontchannel", sid=sid, sub=None)
+            if not ended and self._from_provider(request):
+                # LemonLDAP::NG 2.16 writes no sid in its ID tokens and sends the user's
+                # sub as the front-channel sid: believed only from the provider's own page
+                ended = await self.end_sessions("frontchannel", sid=None, sub=sid, sid_less=True)
+            return ended, sockets, False
         if self.login.frontchannel_logout_session_required:
             raise InvalidPayload("this endpoint needs iss and sid (login."
                                  "frontchannel_logout_session_required)")  # fmt: skip
@@ -272,6 +280,10 @@ class Logouts:
         if session is None:
             return 0, 0, False
         return 1, await self.end(session, "logged_out", "frontchannel"), True
+
+    def _from_provider(self, request: Request) -> bool:
+        seen = request.headers.get("origin") or _origin_of(request.headers.get("referer"))
+        return seen is not None and seen in self.provider_origins()
 
     def _check_sender(self, request: Request, providers: list[str]) -> None:
         """Refuse a request that shows it comes from a cross-site page other than the

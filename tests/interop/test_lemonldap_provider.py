@@ -149,6 +149,8 @@ async def test_sign_in_with_chromium_and_front_channel_logout() -> None:
         assert values(observations, "eval")[2] == 1
         [request] = setup.recorder.requests
         assert request["query"] == {"iss": provider.issuer, "sid": id_claims["sub"]}
+        # ...from its page, which says so (ssoio relies on it to accept sid = sub)
+        assert request["referer"] == f"{provider.origin}/"
         assert request["sec_fetch_dest"] == "iframe"
         assert request["sec_fetch_site"] == "cross-site"
         # A cross-site frame: ssoio's SameSite=Lax session cookie did not come with it.
