@@ -37,6 +37,7 @@ from ssoio.policy.requirements import parse
 from ssoio.realtime.origins import origin_of
 from ssoio.responses import NO_STORE
 from ssoio.web.auth import BrowserLogin
+from ssoio.web.headers import FORM_PAGE
 from ssoio.web.sessions import WebSession, effective_secret
 
 __all__ = ["admin_routes"]
@@ -117,7 +118,8 @@ class AdminAccess:
                 verified = await self.login.providers.verifier.verify(token)
                 claims, issuer = dict(verified.claims), verified.issuer.name
             else:
-                claims, issuer = _claims(claims_text), str(form.get("issuer") or "")
+                default = self.login.client.issuer.name
+                claims, issuer = _claims(claims_text), str(form.get("issuer") or default)
             principal = self.login.policy.principal_from_claims(claims, issuer)
         except SsoioError as refusal:
             self.login.observe("admin.access.explain", sub=operator.subject, kind=kind,
@@ -191,7 +193,9 @@ def _html(status: int, body: str) -> HTMLResponse:
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>ssoio: access</title>"
         f"<style>{_STYLE}</style></head><body>{body}</body></html>"
     )
-    return HTMLResponse(page, status, headers={**NO_STORE, "Content-Security-Policy": _CSP})
+    return HTMLResponse(
+        page, status, headers={**NO_STORE, **FORM_PAGE, "Content-Security-Policy": _CSP}
+    )
 
 
 def admin_routes(login: BrowserLogin) -> list[Route]:

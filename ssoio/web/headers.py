@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["SecurityHeaders"]
+__all__ = ["FORM_PAGE", "SecurityHeaders"]
 
 _ALWAYS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 ]
+# A page with a form that POSTs to ssoio: under "no-referrer" browsers send `Origin: null`
+# with its POSTs (Fetch §3.2.5), which the CSRF checks refuse; "same-origin" sends the
+# page's origin to ssoio itself and nothing to anyone else.
+FORM_PAGE = {"Referrer-Policy": "same-origin"}
 # RFC 6797: browsers remember to use https only; a year, subdomains included.
 _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 

@@ -18,6 +18,7 @@ from ssoio.errors import SsoioError
 from ssoio.policy.principal import Principal
 from ssoio.responses import NO_STORE
 from ssoio.web.auth import BrowserLogin
+from ssoio.web.headers import FORM_PAGE
 
 __all__ = ["landing_routes"]
 
@@ -96,4 +97,4 @@ def _page(principal: Principal | None, notice: str | None, providers: list[str])
         "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
         f"frame-ancestors 'none'; form-action {targets}"
     )
-    return HTMLResponse(body, headers={**NO_STORE, "Content-Security-Policy": csp})
+    return HTMLResponse(body, headers={**NO_STORE, **FORM_PAGE, "Content-Security-Policy": csp})

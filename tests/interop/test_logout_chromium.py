@@ -121,3 +121,30 @@ async def test_signing_out_at_ssoio_and_at_the_provider_closes_every_socket(
     print(f"logout at ssoio: {closed_1 - start_1} ms; at the provider: {closed_2 - start_2} ms")
     assert closed_1 >= start_1
     assert closed_2 >= start_2
+
+
+async def test_the_landing_pages_sign_out_button_ends_at_the_provider_and_comes_back(
+    tmp_path: Path,
+) -> None:
+    """A form POST from ssoio's own page (its Origin header must be sent: not ``null``), the
+    redirect to the provider allowed by the page's ``form-action``, and the ``state`` the
+    provider sends back checked by the landing page."""
+    async with login_setup(landing=True) as setup:
+        steps = [
+            {"op": "goto", "context": "p", "url": f"{setup.url}/"},
+            {"op": "click", "context": "p", "selector": "#signin"},
+            {"op": "fill", "context": "p", "selector": "input[name=username]", "value": "bob"},
+            {"op": "fill", "context": "p", "selector": "input[name=password]", "value": "bob-pw"},
+            {"op": "click", "context": "p", "selector": "button[type=submit]"},
+            {"op": "wait_for_selector", "context": "p", "selector": "#signout"},
+            {"op": "text", "context": "p", "selector": "#who"},
+            {"op": "click", "context": "p", "selector": "#signout"},
+            {"op": "click", "context": "p", "selector": "button[name=logout]"},
+            {"op": "wait_for_url", "context": "p", "pattern": "/[?&]state=/"},
+            {"op": "text", "context": "p", "selector": "[role=status]"},
+            {"op": "goto", "context": "p", "url": f"{setup.url}/auth/me"},
+        ]  # fmt: skip
+        seen = await asyncio.wait_for(run_browser({"contexts": {"p": {}}, "steps": steps}), 60)
+    assert step_errors(seen) == [], seen
+    assert values(seen, "text") == ["Bob", "You are signed out."]  # (his name)
+    assert [o["status"] for o in seen if o["type"] == "goto"][-1] == 401
