@@ -51,7 +51,7 @@ from ssoio.web.throttle import AddressLimit
 __all__ = ["LOGOUT_COOKIE", "Logouts", "ReplayCache", "same_text"]
 
 LOGOUT_COOKIE = "ssoio_logout"  # the RP-initiated logout's `state`, until the browser returns
-_FRONT_METHODS = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_NOT_POST = ["GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class ReplayCache(Protocol):
@@ -101,7 +101,7 @@ class Logouts:
         return [
             Route("/auth/logout", self.logout_route, methods=["POST"]),
             Route("/auth/backchannel-logout", self.backchannel_route, methods=["POST"]),
-            Route("/auth/backchannel-logout", self.backchannel_misused, methods=_FRONT_METHODS),
+            Route("/auth/backchannel-logout", self.backchannel_misused, methods=_NOT_POST),
             Route("/auth/frontchannel-logout", self.frontchannel_route, methods=["GET"]),
         ]
 
