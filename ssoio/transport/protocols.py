@@ -127,7 +127,11 @@ class HttpProtocol(HttpToolsProtocol):
         if self._lingering is not None:
             self._lingering -= len(data)
             if self._lingering <= 0:
-                self.transport.close()
+                # Enough dropped: stop reading (the kernel's buffers fill and the client's
+                # writes stall) until the deadline closes. Closing now, with the client's
+                # bytes unread, would reset the connection, and a reset can destroy the
+                # answer in the client's receive queue before it was read.
+                self.transport.pause_reading()
             return
         self._unset_keepalive_if_required()
         if self._awaiting_head:
@@ -253,7 +257,8 @@ class HttpProtocol(HttpToolsProtocol):
         """RFC 9112 §9.6: close in stages. Closed at once with the client's bytes unread,
         the connection would be reset, and the client's TCP stack could drop the answer
         before it was read; so half-close, read and drop what still comes (up to
-        ``_LINGER_BYTES``), and close after ``_LINGER_S`` or when the client closes."""
+        ``_LINGER_BYTES``, then stop reading), and close after ``_LINGER_S`` or when the
+        client closes."""
         self._lingering = _LINGER_BYTES
         if self.transport.can_write_eof():
             self.transport.write_eof()
