@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +105,8 @@ class Discovery:
         self._http = http
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
+        # told of every document fetched and accepted (``preset = "auto"`` listens)
+        self.on_metadata: Callable[[IssuerSettings, ProviderMetadata], None] | None = None
 
     async def get(self, issuer: IssuerSettings, *, force: bool = False) -> ProviderMetadata:
         """The issuer's metadata, fetching it when missing or out of date.
@@ -140,6 +143,8 @@ class Discovery:
             entry.metadata = parse_metadata(document, issuer.issuer)
             entry.fetched_at = self._clock()
             entry.failing = 0
+            if self.on_metadata is not None:
+                self.on_metadata(issuer, entry.metadata)
             return entry.metadata
         except IdpUnavailable as exc:
             entry.failing += 1

@@ -23,6 +23,7 @@ same ``kid`` (keying by ``kid`` alone caused a real CVE in a peer server).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import warnings
 from collections.abc import Iterable
@@ -279,7 +280,7 @@ class KeyStore:
     ) -> bool:
         state.fetches += 1
         try:
-            url = issuer.jwks_uri or (await self._discovery.get(issuer, force=force)).jwks_uri
+            url = await self._jwks_url(issuer, force)
             document = await fetch_json(
                 self._http, url, max_bytes=issuer.keys.max_jwks_bytes,
                 timeout_s=issuer.keys.http_timeout_s,
@@ -296,6 +297,14 @@ class KeyStore:
         self._observe("key.fetch", issuer=issuer.name, result="ok", keys=len(key_set.by_kid) - 1)
         self._install(issuer, state, url, key_set)
         return True
+
+    async def _jwks_url(self, issuer: IssuerSettings, force: bool) -> str:
+        if issuer.jwks_uri is None:
+            return (await self._discovery.get(issuer, force=force)).jwks_uri
+        if issuer.claims.preset == "auto":  # the preset is chosen from the metadata
+            with contextlib.suppress(IdpUnavailable):
+                await self._discovery.get(issuer, force=force)
+        return issuer.jwks_uri
 
     def _install(
         self, issuer: IssuerSettings, state: _IssuerState, url: str, key_set: KeySet
