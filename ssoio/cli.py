@@ -110,10 +110,16 @@ def _explain_parser(explain_cmd: argparse.ArgumentParser) -> None:
     source.add_argument("--claims", help="a JSON file of claims")
     explain_cmd.add_argument("--issuer", help="the issuer (by name) whose mapping applies")
     explain_cmd.add_argument("--verify", action="store_true", help="verify --token fully")
-    explain_cmd.add_argument("--room")
-    explain_cmd.add_argument("--action", choices=["join", "publish", "presence"], default="join")
-    explain_cmd.add_argument("--event")
-    explain_cmd.add_argument("--payload", help="the event's JSON payload (checks it fully)")
+    explain_cmd.add_argument("--room", action="append", default=[], help="repeatable")
+    explain_cmd.add_argument(
+        "--action", choices=["join", "publish", "presence"], default="join",
+        help="what is asked of every --room (default join)",
+    )  # fmt: skip
+    explain_cmd.add_argument("--event", action="append", default=[], help="repeatable")
+    explain_cmd.add_argument(
+        "--payload", action="append", default=[],
+        help="an event's JSON payload (checks it fully); one per --event, in order",
+    )  # fmt: skip
     explain_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     explain_cmd.set_defaults(run=_explain)
 
@@ -194,18 +200,23 @@ def _explain(args: argparse.Namespace) -> int:
     settings = _only_issuer(load_settings(args.config), args.issuer)
     policy = Policy(settings)
     principal, note = _explained_principal(args, settings, policy)
-    questions = []
-    if args.room is not None:
-        questions.append(Question(room=args.room, action=args.action))
-    if args.event is not None:
-        payload = _json_argument("--payload", args.payload) if args.payload else None
-        questions.append(Question(event=args.event, payload=payload))
+    questions = _questions(args)
     explanation = explain(policy, principal, questions)
     if args.json:
         print(json.dumps({**explanation.as_dict(), "token": note}, sort_keys=True))
     else:
         print("\n".join([f"token      {note}", *explanation.lines()]))
     return 0 if explanation.all_allowed else 1
+
+
+def _questions(args: argparse.Namespace) -> list[Question]:
+    """One question per --room and per --event, in that order (each answered on its own)."""
+    if args.payload and len(args.payload) != len(args.event):
+        counts = f"{len(args.payload)} payloads for {len(args.event)} events"
+        raise ConfigError([Problem("--payload", f"{counts}: give one per --event, in order")])
+    payloads = [_json_argument("--payload", p) for p in args.payload] or [None] * len(args.event)
+    rooms = [Question(room=room, action=args.action) for room in args.room]
+    return rooms + [Question(event=e, payload=p) for e, p in zip(args.event, payloads, strict=True)]
 
 
 def _explained_principal(
