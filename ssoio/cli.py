@@ -40,7 +40,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except SsoioError as exc:
         print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        for line in _detail_lines(exc.detail):
+            print(f"  {line}", file=sys.stderr)
         return 2
+
+
+def _detail_lines(detail: dict[str, Any]) -> list[str]:
+    """An error's operator detail as ``seen`` / ``expected`` / ``hint`` lines."""
+    return [
+        f"{name:<9}{value if isinstance(value, str) else json.dumps(value, sort_keys=True)}"
+        for name, value in detail.items()
+    ]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -188,7 +198,7 @@ async def _verify_all(settings: Settings, tokens: Iterable[str], out: TextIO) ->
                 verified = await providers.verifier.verify(token)
             except AuthenticationError as refusal:
                 status = 1
-                line: dict[str, Any] = {"ok": False, **refusal.as_dict()}
+                line: dict[str, Any] = {"ok": False, **refusal.for_operator()}
             else:
                 claims = dict(verified.claims)
                 line = {"ok": True, "issuer": verified.issuer.name, "claims": claims}

@@ -181,3 +181,34 @@ async def test_explain_answers_every_repeated_question(tmp_path: Path) -> None:
     unpaired = await run_cli(*base, "--event", "chat:send", "--event", "x", "--payload", "{}")
     assert unpaired.status == 2
     assert "--payload: 1 payloads for 2 events: give one per --event, in order" in unpaired.stderr
+
+
+async def test_token_verify_and_explain_name_what_was_seen(tmp_path: Path) -> None:
+    """A token whose iss has a trailing slash the configuration lacks: both commands name the
+    two issuers and the difference; neither prints the token or its signature."""
+    config = tmp_path / "ssoio.toml"
+    config.write_text('[[issuers]]\nname = "lemon"\nissuer = "https://auth.acme.example"\n'
+                      'audiences = ["ssoio-api"]\n')  # fmt: skip
+    claims = {**claims_of("bob"), "iss": "https://auth.acme.example/"}
+    token = forge({"alg": "RS256", "typ": "JWT", "kid": "k"}, claims, SigningKey.rsa("k"))
+    verified = await run_cli("token", "verify", "--config", str(config), token)
+    assert verified.status == 1
+    line = json.loads(verified.stdout)
+    assert line["code"] == "issuer_unknown"
+    assert line["detail"] == {
+        "seen": {"iss": "https://auth.acme.example/"},
+        "expected": {"issuers": ["https://auth.acme.example"]},
+        "hint": "trailing slash: the provider's issuer has trailing slash; issuers.issuer must "
+        "be exactly 'https://auth.acme.example/'",
+    }
+    explained = await run_cli("explain", "--config", str(config), "--token", token, "--verify",
+                              "--room", "x")  # fmt: skip
+    assert explained.status == 2
+    assert explained.stderr.splitlines()[:3] == [
+        "issuer_unknown: the token's issuer is not trusted",
+        '  seen     {"iss": "https://auth.acme.example/"}',
+        '  expected {"issuers": ["https://auth.acme.example"]}',
+    ]
+    for output in (verified.stdout + verified.stderr, explained.stdout + explained.stderr):
+        assert token not in output
+        assert token.rsplit(".", 1)[1] not in output
