@@ -103,6 +103,15 @@ def _parser() -> argparse.ArgumentParser:
 
     _explain_parser(commands.add_parser("explain", help="show a principal and decisions"))
 
+    doctor = commands.add_parser(
+        "doctor", help="check a configuration against its provider (and a token)"
+    )
+    doctor.add_argument("--config", required=True)
+    doctor.add_argument("--issuer", help="check only this issuer (by name)")
+    doctor.add_argument("--token", help="an access token to check too, or - to read it from stdin")
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
+    doctor.set_defaults(run=_doctor)
+
     policy = commands.add_parser("policy", help="policy tools")
     cases = policy.add_subparsers(required=True, metavar="ACTION").add_parser(
         "test", help="run a table of policy cases"
@@ -167,6 +176,29 @@ def _check_config(args: argparse.Namespace) -> int:
     load_settings(args.file)
     print("ok")
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """Exit 0 all ok, 1 warnings, 2 failures (a configuration that does not load: 2)."""
+    from ssoio.doctor import Check, Report, diagnose
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        report = Report([Check("configuration", "fail", str(p)) for p in exc.problems])
+    else:
+        _only_issuer(settings, args.issuer)
+        token = args.token
+        if token == "-":  # noqa: S105 - "-" is the stdin marker, not a secret
+            token = sys.stdin.readline().strip()
+        report = asyncio.run(
+            diagnose(settings, issuer=args.issuer, token=token, source=args.config)
+        )
+    if args.json:
+        print(json.dumps(report.as_dict(), sort_keys=True))
+    else:
+        print("\n".join(report.lines()))
+    return report.exit_status
 
 
 def _token_verify(args: argparse.Namespace) -> int:
