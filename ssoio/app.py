@@ -222,8 +222,10 @@ class SsoServer:
         """
         restart = [key for key in RESTART_KEYS if _dig(settings, key) != _dig(self.settings, key)]
         policy = Policy(settings)
-        for issuer, preset in self._auto_presets.items():
-            policy.use_preset(issuer, preset)
+        for issuer in settings.issuers:  # "auto" presets already known stay chosen
+            metadata = self.providers.discovery.cached(issuer)
+            if metadata is not None:
+                self._metadata_known(issuer, metadata, policy)
         self.providers.apply(settings)
         counts = await self.gateway.apply(settings, policy)
         self.settings, self.policy = settings, policy
@@ -231,16 +233,18 @@ class SsoServer:
         self.observe("config.reload", **result)
         return result
 
-    def _metadata_known(self, issuer: IssuerSettings, metadata: ProviderMetadata) -> None:
-        """``preset = "auto"``: the provider's metadata chooses the preset (said once per
-        choice, in the log and the audit trail)."""
+    def _metadata_known(
+        self, issuer: IssuerSettings, metadata: ProviderMetadata, policy: Policy | None = None
+    ) -> None:
+        """``preset = "auto"``: the provider's metadata chooses the preset of ``policy``
+        (the live one by default); each new choice is said in the audit trail."""
         if issuer.claims.preset != "auto":
             return
         family = guess_family(metadata.raw)
+        (policy or self.policy).use_preset(issuer.name, family.preset)
         if self._auto_presets.get(issuer.name) == family.preset:
             return
         self._auto_presets[issuer.name] = family.preset
-        self.policy.use_preset(issuer.name, family.preset)
         self.observe(
             "claims.preset.chosen", issuer=issuer.name, preset=family.preset,
             product=family.product, evidence=family.evidence,

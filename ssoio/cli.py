@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from ssoio.config import Settings
-from ssoio.errors import AuthenticationError, ConfigError, Problem, SsoioError
+from ssoio.errors import AuthenticationError, ConfigError, IdpUnavailable, Problem, SsoioError
 from ssoio.oidc.compact import parse_compact
+from ssoio.oidc.families import guess_family
 from ssoio.oidc.providers import IdentityProviders
 from ssoio.policy.cases import run_cases
 from ssoio.policy.engine import Policy
@@ -241,6 +242,8 @@ async def _verify_all(settings: Settings, tokens: Iterable[str], out: TextIO) ->
 def _explain(args: argparse.Namespace) -> int:
     settings = _only_issuer(load_settings(args.config), args.issuer)
     policy = Policy(settings)
+    if any(i.claims.preset == "auto" for i in settings.issuers):
+        asyncio.run(_choose_presets(settings, policy))
     principal, note = _explained_principal(args, settings, policy)
     questions = _questions(args)
     explanation = explain(policy, principal, questions)
@@ -276,6 +279,22 @@ def _explained_principal(
     claims = parse_compact(args.token, settings.tokens.max_bytes).claims
     note = "signature NOT checked (pass --verify to check it)"
     return policy.principal_from_claims(claims, _issuer_for(settings, claims)), note
+
+
+async def _choose_presets(settings: Settings, policy: Policy) -> None:
+    """``preset = "auto"``: what ``serve`` would pick, from each provider's metadata."""
+    async with IdentityProviders(settings) as providers:
+        for issuer in [i for i in settings.issuers if i.claims.preset == "auto"]:
+            try:
+                metadata = await providers.discovery.get(issuer)
+            except IdpUnavailable:
+                print(f"preset     {issuer.name}: auto, provider unreachable: generic",
+                      file=sys.stderr)  # fmt: skip
+                continue
+            family = guess_family(metadata.raw)
+            policy.use_preset(issuer.name, family.preset)
+            print(f"preset     {issuer.name}: auto picks {family.preset} ({family.product})",
+                  file=sys.stderr)  # fmt: skip
 
 
 async def _verify_one(settings: Settings, token: str) -> Any:

@@ -124,6 +124,11 @@ class Discovery:
         # told of every document fetched and accepted (``preset = "auto"`` listens)
         self.on_metadata: Callable[[IssuerSettings, ProviderMetadata], None] | None = None
 
+    def cached(self, issuer: IssuerSettings) -> ProviderMetadata | None:
+        """The last document fetched for ``issuer``, if any (no I/O)."""
+        entry = self._entries.get(issuer.issuer)
+        return entry.metadata if entry is not None else None
+
     async def get(self, issuer: IssuerSettings, *, force: bool = False) -> ProviderMetadata:
         """The issuer's metadata, fetching it when missing or out of date.
 

@@ -206,3 +206,26 @@ async def test_provider_down(tmp_path: Path) -> None:
         "; suggestion: check issuers.issuer and that this host reaches the "
         "provider (DNS, proxy, firewall, TLS); is the provider running?"
     )
+
+
+async def test_auto_preset_in_doctor_and_explain(node_idp: NodeProvider, tmp_path: Path) -> None:
+    """``preset = "auto"``: both commands say what the provider's metadata picks (the node
+    provider is none of the known products: generic); the token is read from stdin."""
+    token = (await node_idp.user_tokens("alice"))["access_token"]
+    auto = config(tmp_path, ('preset = "keycloak"', 'preset = "auto"'))
+    env = {"SSOIO_ISSUER": node_idp.issuer, "SSOIO_AUDIENCE": "ssoio-api"}
+    result = await run_cli("doctor", "--config", auto, "--token", "-", stdin=token + "\n", env=env)
+    assert line_of(result, "preset") == (
+        'ok    preset           "auto" picks generic: an OpenID Connect provider ssoio has no '
+        "preset for (no rule matched)"
+    )
+    assert line_of(result, "claims preset").endswith('; suggestion: preset = "keycloak"')
+    claims = tmp_path / "alice.json"
+    claims.write_text(json.dumps(jwt_payload(token)))
+    explained = await run_cli("explain", "--config", auto, "--claims", str(claims),
+                              "--room", "staff", env=env)  # fmt: skip
+    assert explained.stderr.splitlines() == [
+        "preset     primary: auto picks generic (an OpenID Connect provider ssoio has no "
+        "preset for)"
+    ]
+    assert explained.status == 1  # generic finds no roles in Keycloak-shaped claims

@@ -87,3 +87,23 @@ async def test_preset_auto_of_an_unknown_provider_is_generic(
         answer, _ = await _staff_join(_settings(preset="auto"), rsa_key)
     assert answer["ok"] is False, answer  # generic reads roles, the token has realm_access
     assert [a["preset"] for a in _chosen(caplog)] == ["generic"]
+
+
+async def test_reload_to_auto_uses_the_metadata_already_fetched(
+    rsa_key: SigningKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reload that switches an issuer to ``auto`` picks from the cached discovery document
+    at once (not generic until the next fetch, up to keys.discovery_ttl_s later)."""
+    idp = FakeIdp(
+        issuer=ISSUER,
+        keys=[rsa_key],
+        extra_metadata={"token_endpoint": f"{ISSUER}/protocol/openid-connect/token"},
+    )
+    async with running_node(_settings(preset="keycloak"), key=rsa_key, idp=idp) as node:
+        with caplog.at_level(logging.INFO, logger="ssoio.audit"):
+            await node.server.reload(_settings(preset="auto"))
+        socket, _ = await node.client("bob")
+        answer = await socket.call("room:join", {"room": "staff"})
+        assert answer["ok"] is True, answer
+        assert [a["preset"] for a in _chosen(caplog)] == ["keycloak"]
+        node.assert_clean()
