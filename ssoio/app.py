@@ -36,10 +36,12 @@ from ssoio.clock import Clock, system_clock
 from ssoio.cluster.bus import ClusterBus
 from ssoio.cluster.node import link, shared_limiter
 from ssoio.cluster.state import RedisReplayCache, RedisSessionStore
-from ssoio.config.model import Settings
+from ssoio.config.model import IssuerSettings, Settings
 from ssoio.config.policy import BUILTIN_EVENTS, EventRule, FieldSpec, RequirementSpec
 from ssoio.errors import ConfigError, Problem, SsoioError
 from ssoio.metrics import Metrics
+from ssoio.oidc.discovery import ProviderMetadata
+from ssoio.oidc.families import guess_family
 from ssoio.oidc.providers import IdentityProviders
 from ssoio.policy.engine import Policy
 from ssoio.policy.events import CompiledEvent
@@ -96,6 +98,8 @@ class SsoServer:
         )
         self.observe = Observer(self.metrics)
         self.providers = IdentityProviders(settings, clock=clock, http=http, observe=self.observe)
+        self._auto_presets: dict[str, str] = {}  # issuer name -> what "auto" chose
+        self.providers.discovery.on_metadata = self._metadata_known
         self.bus: ClusterBus | None = None
         if settings.cluster.enabled:
             self.bus = ClusterBus(settings.cluster, self.observe)
@@ -221,12 +225,33 @@ class SsoServer:
         """
         restart = [key for key in RESTART_KEYS if _dig(settings, key) != _dig(self.settings, key)]
         policy = Policy(settings)
+        for issuer in settings.issuers:  # "auto" presets already known stay chosen
+            metadata = self.providers.discovery.cached(issuer)
+            if metadata is not None:
+                self._metadata_known(issuer, metadata, policy)
         self.providers.apply(settings)
         counts = await self.gateway.apply(settings, policy)
         self.settings, self.policy = settings, policy
         result = {"result": "applied", **counts, "restart_required": restart}
         self.observe("config.reload", **result)
         return result
+
+    def _metadata_known(
+        self, issuer: IssuerSettings, metadata: ProviderMetadata, policy: Policy | None = None
+    ) -> None:
+        """``preset = "auto"``: the provider's metadata chooses the preset of ``policy``
+        (the live one by default); each new choice is said in the audit trail."""
+        if issuer.claims.preset != "auto":
+            return
+        family = guess_family(metadata.raw)
+        (policy or self.policy).use_preset(issuer.name, family.preset)
+        if self._auto_presets.get(issuer.name) == family.preset:
+            return
+        self._auto_presets[issuer.name] = family.preset
+        self.observe(
+            "claims.preset.chosen", issuer=issuer.name, preset=family.preset,
+            product=family.product, evidence=family.evidence,
+        )  # fmt: skip
 
     def _session_store(self, clock: Clock) -> SessionStore:
         if self.bus is None:

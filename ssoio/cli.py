@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from ssoio.config import Settings
-from ssoio.errors import AuthenticationError, ConfigError, Problem, SsoioError
+from ssoio.errors import AuthenticationError, ConfigError, IdpUnavailable, Problem, SsoioError
 from ssoio.oidc.compact import parse_compact
+from ssoio.oidc.families import guess_family
 from ssoio.oidc.providers import IdentityProviders
 from ssoio.policy.cases import run_cases
 from ssoio.policy.engine import Policy
@@ -40,7 +41,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except SsoioError as exc:
         print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        for line in _detail_lines(exc.detail):
+            print(f"  {line}", file=sys.stderr)
         return 2
+
+
+def _detail_lines(detail: dict[str, Any]) -> list[str]:
+    """An error's operator detail as ``seen`` / ``expected`` / ``hint`` lines."""
+    return [
+        f"{name:<9}{value if isinstance(value, str) else json.dumps(value, sort_keys=True)}"
+        for name, value in detail.items()
+    ]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,6 +104,15 @@ def _parser() -> argparse.ArgumentParser:
 
     _explain_parser(commands.add_parser("explain", help="show a principal and decisions"))
 
+    doctor = commands.add_parser(
+        "doctor", help="check a configuration against its provider (and a token)"
+    )
+    doctor.add_argument("--config", required=True)
+    doctor.add_argument("--issuer", help="check only this issuer (by name)")
+    doctor.add_argument("--token", help="an access token to check too, or - to read it from stdin")
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
+    doctor.set_defaults(run=_doctor)
+
     policy = commands.add_parser("policy", help="policy tools")
     cases = policy.add_subparsers(required=True, metavar="ACTION").add_parser(
         "test", help="run a table of policy cases"
@@ -110,10 +130,16 @@ def _explain_parser(explain_cmd: argparse.ArgumentParser) -> None:
     source.add_argument("--claims", help="a JSON file of claims")
     explain_cmd.add_argument("--issuer", help="the issuer (by name) whose mapping applies")
     explain_cmd.add_argument("--verify", action="store_true", help="verify --token fully")
-    explain_cmd.add_argument("--room")
-    explain_cmd.add_argument("--action", choices=["join", "publish", "presence"], default="join")
-    explain_cmd.add_argument("--event")
-    explain_cmd.add_argument("--payload", help="the event's JSON payload (checks it fully)")
+    explain_cmd.add_argument("--room", action="append", default=[], help="repeatable")
+    explain_cmd.add_argument(
+        "--action", choices=["join", "publish", "presence"], default="join",
+        help="what is asked of every --room (default join)",
+    )  # fmt: skip
+    explain_cmd.add_argument("--event", action="append", default=[], help="repeatable")
+    explain_cmd.add_argument(
+        "--payload", action="append", default=[],
+        help="an event's JSON payload (checks it fully); one per --event, in order",
+    )  # fmt: skip
     explain_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     explain_cmd.set_defaults(run=_explain)
 
@@ -153,6 +179,29 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    """Exit 0 all ok, 1 warnings, 2 failures (a configuration that does not load: 2)."""
+    from ssoio.doctor import Check, Report, diagnose
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        report = Report([Check("configuration", "fail", str(p)) for p in exc.problems])
+    else:
+        _only_issuer(settings, args.issuer)
+        token = args.token
+        if token == "-":  # noqa: S105 - "-" is the stdin marker, not a secret
+            token = sys.stdin.readline().strip()
+        report = asyncio.run(
+            diagnose(settings, issuer=args.issuer, token=token, source=args.config)
+        )
+    if args.json:
+        print(json.dumps(report.as_dict(), sort_keys=True))
+    else:
+        print("\n".join(report.lines()))
+    return report.exit_status
+
+
 def _token_verify(args: argparse.Namespace) -> int:
     settings = _only_issuer(load_settings(args.config), args.issuer)
     from_stdin = args.token == "-"  # noqa: S105 - "-" is the stdin marker, not a secret
@@ -182,7 +231,7 @@ async def _verify_all(settings: Settings, tokens: Iterable[str], out: TextIO) ->
                 verified = await providers.verifier.verify(token)
             except AuthenticationError as refusal:
                 status = 1
-                line: dict[str, Any] = {"ok": False, **refusal.as_dict()}
+                line: dict[str, Any] = {"ok": False, **refusal.for_operator()}
             else:
                 claims = dict(verified.claims)
                 line = {"ok": True, "issuer": verified.issuer.name, "claims": claims}
@@ -193,19 +242,26 @@ async def _verify_all(settings: Settings, tokens: Iterable[str], out: TextIO) ->
 def _explain(args: argparse.Namespace) -> int:
     settings = _only_issuer(load_settings(args.config), args.issuer)
     policy = Policy(settings)
+    if any(i.claims.preset == "auto" for i in settings.issuers):
+        asyncio.run(_choose_presets(settings, policy))
     principal, note = _explained_principal(args, settings, policy)
-    questions = []
-    if args.room is not None:
-        questions.append(Question(room=args.room, action=args.action))
-    if args.event is not None:
-        payload = _json_argument("--payload", args.payload) if args.payload else None
-        questions.append(Question(event=args.event, payload=payload))
+    questions = _questions(args)
     explanation = explain(policy, principal, questions)
     if args.json:
         print(json.dumps({**explanation.as_dict(), "token": note}, sort_keys=True))
     else:
         print("\n".join([f"token      {note}", *explanation.lines()]))
     return 0 if explanation.all_allowed else 1
+
+
+def _questions(args: argparse.Namespace) -> list[Question]:
+    """One question per --room and per --event, in that order (each answered on its own)."""
+    if args.payload and len(args.payload) != len(args.event):
+        counts = f"{len(args.payload)} payloads for {len(args.event)} events"
+        raise ConfigError([Problem("--payload", f"{counts}: give one per --event, in order")])
+    payloads = [_json_argument("--payload", p) for p in args.payload] or [None] * len(args.event)
+    rooms = [Question(room=room, action=args.action) for room in args.room]
+    return rooms + [Question(event=e, payload=p) for e, p in zip(args.event, payloads, strict=True)]
 
 
 def _explained_principal(
@@ -223,6 +279,22 @@ def _explained_principal(
     claims = parse_compact(args.token, settings.tokens.max_bytes).claims
     note = "signature NOT checked (pass --verify to check it)"
     return policy.principal_from_claims(claims, _issuer_for(settings, claims)), note
+
+
+async def _choose_presets(settings: Settings, policy: Policy) -> None:
+    """``preset = "auto"``: what ``serve`` would pick, from each provider's metadata."""
+    async with IdentityProviders(settings) as providers:
+        for issuer in [i for i in settings.issuers if i.claims.preset == "auto"]:
+            try:
+                metadata = await providers.discovery.get(issuer)
+            except IdpUnavailable:
+                print(f"preset     {issuer.name}: auto, provider unreachable: generic",
+                      file=sys.stderr)  # fmt: skip
+                continue
+            family = guess_family(metadata.raw)
+            policy.use_preset(issuer.name, family.preset)
+            print(f"preset     {issuer.name}: auto picks {family.preset} ({family.product})",
+                  file=sys.stderr)  # fmt: skip
 
 
 async def _verify_one(settings: Settings, token: str) -> Any:

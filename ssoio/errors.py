@@ -3,7 +3,13 @@
 Every class carries a stable machine ``code`` (the wire codes of DESIGN.md) and a
 human message that never contains a token, cookie or secret. Library errors are
 wrapped with ``raise ... from exc``; translation to HTTP statuses or Socket.IO
-``connect_error`` / ack errors happens only at the edges (``realtime/``, ``web/``)::
+``connect_error`` / ack errors happens only at the edges (``realtime/``, ``web/``).
+
+``detail`` carries what the operator needs to fix a refusal (what the token carried and
+what was expected: issuer, audience, ``typ``, ``alg``, ``kid``, times, and a hint), for
+audit lines and the CLI only: clients get ``as_dict()`` (code and short message), never
+it. It holds claim and header values clipped to ``DETAIL_MAX`` characters, never a
+signature or a whole token::
 
     SsoioError
     ├── ConfigError                  config_invalid   (carries every Problem at once)
@@ -35,10 +41,12 @@ wrapped with ``raise ... from exc``; translation to HTTP statuses or Socket.IO
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
+    "DETAIL_MAX",
     "AccessDenied",
     "AlgorithmNotAllowed",
     "AudienceMismatch",
@@ -69,24 +77,45 @@ __all__ = [
 ]
 
 
+DETAIL_MAX = 128  # a value longer than this is clipped: no whole token fits in a detail
+
+
 class SsoioError(Exception):
     """Root of every error ssoio raises on purpose.
 
     :param message: human text, safe to show to a client (never a token or secret).
     :param claim: the claim or field at fault, when there is one.
+    :param detail: for operators only (audit, CLI): ``seen`` and ``expected`` values and a
+        ``hint``; never sent to clients.
     """
 
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "internal error"
 
-    def __init__(self, message: str | None = None, *, claim: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        claim: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
         self.message = message or self.default_message
         self.claim = claim
+        self.detail: dict[str, Any] = dict(detail or {})
         super().__init__(self.message)
 
     def as_dict(self) -> dict[str, str]:
         """The ``{"code", "message"}`` body used on the wire."""
         return {"code": self.code, "message": self.message}
+
+    def explained(self, **detail: Any) -> SsoioError:
+        """Add operator detail (keys already set win: the innermost knew most); ``self``."""
+        self.detail = {**detail, **self.detail}
+        return self
+
+    def for_operator(self) -> dict[str, Any]:
+        """Code, message and detail: what audit lines and the CLI show."""
+        return {**self.as_dict(), **({"detail": self.detail} if self.detail else {})}
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     },
     "demo": _BASE | {"config", "devidp", "settings", "app"},
     "serving": _LEAVES | {"config", "transport", "web", "settings", "app", "demo"},
-    "cli": _LEAVES | {"config", "policy", "oidc", "devidp", "settings", "serving", "app", "demo"},
+    # ssoio doctor: configuration, provider and token checks, for operators (the CLI)
+    "doctor": _BASE | {"config", "policy", "oidc"},
+    "cli": _LEAVES
+    | {"config", "policy", "oidc", "devidp", "settings", "serving", "app", "demo", "doctor"},
     "__init__": frozenset({"app", "config", "errors", "oidc", "policy", "settings"}),
     "__main__": frozenset({"cli"}),
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from ssoio.config.base import Section
 from ssoio.config.checks import checked
@@ -44,7 +44,11 @@ EventName = Annotated[str, AfterValidator(_event_name), AfterValidator(checked("
 ClaimPath = Annotated[str, Field(min_length=1, max_length=256)]
 Identifier = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,31}$")]
 FieldType = Literal["string", "integer", "number", "boolean", "room"]
-PresetName = Literal["keycloak", "entra", "okta", "auth0", "generic"]
+PresetName = Literal["keycloak", "entra", "okta", "auth0", "lemonldap", "generic", "auto"]
+# What a multi-valued claim released as one delimited string ("users; earthlings") is split
+# on; parts are trimmed and empty ones dropped.
+Separator = Literal[";", ",", " "]
+_SPLITTABLE = frozenset({"roles", "groups", "scopes"})
 
 
 class ClaimMappingSettings(Section):
@@ -55,6 +59,8 @@ class ClaimMappingSettings(Section):
     (``realm_access.roles``).
     """
 
+    # "auto": chosen from the provider's discovery metadata (ssoio.oidc.families) when it
+    # is first fetched; generic until then.
     preset: PresetName = "generic"
     subject: ClaimPath | None = None
     username: ClaimPath | None = None
@@ -66,6 +72,18 @@ class ClaimMappingSettings(Section):
     groups: tuple[ClaimPath, ...] | None = None
     scopes: tuple[ClaimPath, ...] | None = None
     attributes: dict[Identifier, ClaimPath] = Field(default_factory=dict)
+    # roles, groups, scopes or an attribute name -> the separator its string value uses
+    split: dict[Identifier, Separator] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _split_names_a_multi_valued_claim(self) -> ClaimMappingSettings:
+        unknown = sorted(set(self.split) - _SPLITTABLE - set(self.attributes))
+        if unknown:
+            raise ValueError(
+                f"split names {', '.join(unknown)}: only roles, groups, scopes or an "
+                "attribute of this table can be split"
+            )
+        return self
 
 
 class RoomRule(Section):

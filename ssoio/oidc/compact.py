@@ -78,7 +78,10 @@ def _check_header(header: dict[str, Any]) -> None:
     if not isinstance(alg, str) or not alg:
         raise TokenMalformed("the token header has no alg")
     if alg.lower() == "none":  # RFC 8725 §3.1: unsecured tokens are never accepted
-        raise AlgorithmNotAllowed("unsigned tokens (alg none) are not accepted")
+        raise AlgorithmNotAllowed(
+            "unsigned tokens (alg none) are not accepted",
+            detail={"seen": {"alg": alg[:16]}, "expected": "a signed token"},
+        )
     for name, reason in _REFUSED_HEADERS.items():
         if name in header:
             raise TokenMalformed(reason)

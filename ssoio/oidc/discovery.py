@@ -7,7 +7,9 @@ and caching it (``Discovery``).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +20,9 @@ from ssoio.config.model import IssuerSettings
 from ssoio.errors import IdpUnavailable
 from ssoio.oidc.backoff import retry_delay
 from ssoio.oidc.http import fetch_json
+from ssoio.oidc.mismatch import clip, issuer_difference
 
-__all__ = ["Discovery", "ProviderMetadata", "discovery_url", "parse_metadata"]
+__all__ = ["Discovery", "ProviderMetadata", "discovery_url", "issuer_mismatch", "parse_metadata"]
 
 _MAX_DISCOVERY_BYTES = 256 * 1024
 
@@ -54,7 +57,10 @@ def parse_metadata(document: dict[str, Any], expected_issuer: str) -> ProviderMe
         or required members are missing.
     """
     if document.get("issuer") != expected_issuer:
-        raise IdpUnavailable("the provider's discovery document names another issuer")
+        raise IdpUnavailable(
+            "the provider's discovery document names another issuer",
+            detail=issuer_mismatch(document.get("issuer"), expected_issuer),
+        )
     jwks_uri = document.get("jwks_uri")
     if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
         raise IdpUnavailable("the provider's discovery document has no usable jwks_uri")
@@ -69,6 +75,16 @@ def parse_metadata(document: dict[str, Any], expected_issuer: str) -> ProviderMe
         signing_algorithms=_strings(document.get("id_token_signing_alg_values_supported")),
         raw=document,
     )
+
+
+def issuer_mismatch(seen: object, configured: str) -> dict[str, Any]:
+    """Operator detail of a discovery document naming another issuer: both values and, when
+    that is all that differs, the trailing slash, scheme, host or case."""
+    detail: dict[str, Any] = {"seen": {"issuer": clip(seen)}, "expected": {"issuer": configured}}
+    difference = issuer_difference(seen, configured) if isinstance(seen, str) else None
+    if difference is not None:
+        detail["hint"] = f"{difference}; set issuers.issuer = {clip(seen)!r}, exactly"
+    return detail
 
 
 def _url(document: dict[str, Any], name: str) -> str | None:
@@ -89,6 +105,7 @@ class _Entry:
     attempted_at: float = float("-inf")
     failing: int = 0
     inflight: asyncio.Task[ProviderMetadata] | None = None
+    failure: dict[str, Any] = field(default_factory=dict)  # operator detail of the last one
 
 
 class Discovery:
@@ -104,6 +121,13 @@ class Discovery:
         self._http = http
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
+        # told of every document fetched and accepted (``preset = "auto"`` listens)
+        self.on_metadata: Callable[[IssuerSettings, ProviderMetadata], None] | None = None
+
+    def cached(self, issuer: IssuerSettings) -> ProviderMetadata | None:
+        """The last document fetched for ``issuer``, if any (no I/O)."""
+        entry = self._entries.get(issuer.issuer)
+        return entry.metadata if entry is not None else None
 
     async def get(self, issuer: IssuerSettings, *, force: bool = False) -> ProviderMetadata:
         """The issuer's metadata, fetching it when missing or out of date.
@@ -127,7 +151,7 @@ class Discovery:
                 pass
         if entry.metadata and now - entry.fetched_at < issuer.keys.stale_limit_s:
             return entry.metadata
-        raise IdpUnavailable()
+        raise IdpUnavailable(detail=entry.failure)
 
     async def _fetch(self, issuer: IssuerSettings, entry: _Entry) -> ProviderMetadata:
         try:
@@ -140,10 +164,14 @@ class Discovery:
             entry.metadata = parse_metadata(document, issuer.issuer)
             entry.fetched_at = self._clock()
             entry.failing = 0
+            if self.on_metadata is not None:
+                self.on_metadata(issuer, entry.metadata)
             return entry.metadata
         except IdpUnavailable as exc:
             entry.failing += 1
-            log.warning("discovery.failed issuer=%s reason=%s", issuer.name, exc.message)
+            entry.failure = {**exc.detail, "reason": exc.message}
+            log.warning("discovery.failed issuer=%s reason=%s detail=%s", issuer.name,
+                        exc.message, json.dumps(exc.detail, sort_keys=True))  # fmt: skip
             raise
         finally:
             entry.inflight = None

@@ -92,4 +92,5 @@ async def _read_bounded(response: httpx.Response, max_bytes: int, url: str) -> b
 
 def _unavailable(url: str, reason: str) -> IdpUnavailable:
     log.warning("idp.fetch.failed url=%s reason=%s", url, reason)
-    return IdpUnavailable()
+    return IdpUnavailable(detail={"seen": {"url": url, "reason": reason},
+                                  "expected": "HTTP 200 with a JSON object"})  # fmt: skip

@@ -90,7 +90,10 @@ class Introspector:
         now = self._clock()
         try:
             if answer.get("active") is not True:  # RFC 7662 §2.2: only a literal true
-                raise TokenRevoked("the provider reports the token as not active")
+                raise TokenRevoked(
+                    "the provider reports the token as not active",
+                    detail={"seen": {"active": False}, "expected": {"active": True}},
+                )
             claims = _claims_of(answer, self._issuer.issuer)
             expires_at = check_access_token(claims, self._rules, now)
         except AuthenticationError as refusal:

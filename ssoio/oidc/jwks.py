@@ -23,6 +23,7 @@ same ``kid`` (keying by ``kid`` alone caused a real CVE in a peer server).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import warnings
 from collections.abc import Iterable
@@ -43,7 +44,7 @@ from ssoio.oidc.backoff import retry_delay
 from ssoio.oidc.discovery import Discovery
 from ssoio.oidc.http import fetch_json
 
-__all__ = ["KeySet", "KeyStatus", "KeyStore", "parse_jwks"]
+__all__ = ["KeySet", "KeyStatus", "KeyStore", "kid_detail", "parse_jwks"]
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ class _Cached:
                 choice = refusal
             self.chosen[alg] = choice
         if isinstance(choice, AuthenticationError):
-            raise choice
+            # a fresh instance: each refusal gets its own operator detail
+            raise type(choice)(choice.message, claim=choice.claim)
         return choice
 
 
@@ -103,6 +105,7 @@ class _IssuerState:
     fetches: int = 0
     failures: int = 0
     failing: int = 0  # consecutive failed fetches, for the retry back-off
+    failure: dict[str, Any] = field(default_factory=dict)  # operator detail of the last one
 
 
 def parse_jwks(document: dict[str, Any], max_keys: int) -> KeySet:
@@ -189,9 +192,17 @@ class KeyStore:
         cached = self._lookup(issuer, state, kid)
         if cached is None:
             if self._lookup(issuer, state, None) is None:  # no key set at all
-                raise IdpUnavailable("the issuer's signing keys cannot be loaded")
-            raise KeyUnknown()
+                raise IdpUnavailable("the issuer's signing keys cannot be loaded", detail={
+                    "seen": {"fetches": state.fetches, "failures": state.failures},
+                    "expected": "the issuer's JWKS, fetched through its discovery document",
+                    "last_failure": state.failure,
+                })  # fmt: skip
+            raise KeyUnknown(detail=kid_detail(kid, alg, state.kids, issuer))
         return cached.select(kid, alg)
+
+    def known_kids(self, issuer: IssuerSettings) -> tuple[str, ...]:
+        """The kids of ``issuer``'s last successful fetch (for operator messages)."""
+        return self._state(issuer).kids
 
     def cached_key(self, issuer: IssuerSettings, kid: str | None, alg: str) -> Key | None:
         """``key_for`` without I/O: the key when cached, else ``None``.
@@ -279,7 +290,7 @@ class KeyStore:
     ) -> bool:
         state.fetches += 1
         try:
-            url = issuer.jwks_uri or (await self._discovery.get(issuer, force=force)).jwks_uri
+            url = await self._jwks_url(issuer, force)
             document = await fetch_json(
                 self._http, url, max_bytes=issuer.keys.max_jwks_bytes,
                 timeout_s=issuer.keys.http_timeout_s,
@@ -288,7 +299,9 @@ class KeyStore:
         except IdpUnavailable as exc:
             state.failures += 1
             state.failing += 1
-            self._observe("key.fetch", issuer=issuer.name, result="failed", reason=exc.message)
+            state.failure = {**exc.detail, "reason": exc.message}
+            self._observe("key.fetch", issuer=issuer.name, result="failed", reason=exc.message,
+                          **({"detail": exc.detail} if exc.detail else {}))  # fmt: skip
             return False
         finally:
             state.inflight = None
@@ -296,6 +309,14 @@ class KeyStore:
         self._observe("key.fetch", issuer=issuer.name, result="ok", keys=len(key_set.by_kid) - 1)
         self._install(issuer, state, url, key_set)
         return True
+
+    async def _jwks_url(self, issuer: IssuerSettings, force: bool) -> str:
+        if issuer.jwks_uri is None:
+            return (await self._discovery.get(issuer, force=force)).jwks_uri
+        if issuer.claims.preset == "auto":  # the preset is chosen from the metadata
+            with contextlib.suppress(IdpUnavailable):
+                await self._discovery.get(issuer, force=force)
+        return issuer.jwks_uri
 
     def _install(
         self, issuer: IssuerSettings, state: _IssuerState, url: str, key_set: KeySet
@@ -316,6 +337,23 @@ class KeyStore:
         state.jwks_url, state.fetched_at = url, now
         state.kids = kids
         state.thumbprints = frozenset(key.thumbprint() for key in key_set.by_kid[None])
+
+
+def kid_detail(
+    kid: str | None, alg: str, kids: tuple[str, ...], issuer: IssuerSettings
+) -> dict[str, Any]:
+    hint = (
+        "a key the provider no longer (or not yet) publishes: a token from before a rotation, "
+        f"or from another realm or provider; keys are refetched at most every "
+        f"{issuer.keys.refetch_cooldown_s:g} s (keys.refetch_cooldown_s)"
+        if kid is not None and kid not in kids
+        else "no published key has this key type and algorithm"
+    )
+    return {
+        "seen": {"kid": kid if kid is None else kid[: _MAX_KID_LENGTH // 2], "alg": alg},
+        "expected": {"kids": list(kids)},
+        "hint": hint,
+    }
 
 
 def _select(candidates: Iterable[Key], kid: str | None, alg: str, asymmetric: bool) -> Key:

@@ -8,9 +8,9 @@ from joserfc.jwk import Key
 from joserfc.jws import JWSRegistry
 
 from ssoio.config.model import IssuerSettings
-from ssoio.errors import AlgorithmNotAllowed, SignatureInvalid
+from ssoio.errors import AlgorithmNotAllowed, KeyUnknown, SignatureInvalid
 from ssoio.oidc.compact import CompactJWS
-from ssoio.oidc.jwks import KeyStore
+from ssoio.oidc.jwks import KeyStore, kid_detail
 
 __all__ = ["check_signature", "verify_with"]
 
@@ -23,10 +23,23 @@ async def check_signature(keys: KeyStore, issuer: IssuerSettings, jws: CompactJW
     """
     if jws.alg not in issuer.algorithms:
         raise AlgorithmNotAllowed()
-    key = keys.cached_key(issuer, jws.kid, jws.alg)
-    if key is None:
-        key = await keys.key_for(issuer, jws.kid, jws.alg)
-    verify_with(jws, key)
+    try:
+        key = keys.cached_key(issuer, jws.kid, jws.alg)
+        if key is None:
+            key = await keys.key_for(issuer, jws.kid, jws.alg)
+    except (KeyUnknown, AlgorithmNotAllowed) as refusal:
+        raise refusal.explained(
+            **kid_detail(jws.kid, jws.alg, keys.known_kids(issuer), issuer)
+        ) from None
+    try:
+        verify_with(jws, key)
+    except SignatureInvalid as refusal:
+        # the signature itself is never shown: only which key it was checked with
+        raise refusal.explained(
+            seen={"kid": jws.kid, "alg": jws.alg},
+            expected=f"a signature by the key {key.kid or key.thumbprint()} of {issuer.name}",
+            hint="a token altered after signing, or signed by another party with a reused kid",
+        ) from None
     return key
 
 

@@ -37,6 +37,7 @@ from ssoio.oidc.claims import ClaimRules, check_access_token, check_token_type
 from ssoio.oidc.compact import parse_compact
 from ssoio.oidc.introspection import Introspector, looks_opaque
 from ssoio.oidc.jwks import KeyStore
+from ssoio.oidc.mismatch import clip, nearest_issuer
 from ssoio.oidc.signatures import check_signature
 from ssoio.oidc.verified import VerifiedToken, fingerprint
 
@@ -97,9 +98,12 @@ class TokenVerifier:
         :raises AuthenticationError: a subclass whose ``code`` says why it was refused.
         """
         if not isinstance(token, str) or not token:
-            raise TokenMissing()
+            raise TokenMissing(detail={"seen": "no token", "expected": "an access token"})
         if len(token) > self._max_bytes:
-            raise TokenMalformed(f"the token is larger than {self._max_bytes} bytes")
+            raise TokenMalformed(
+                f"the token is larger than {self._max_bytes} bytes",
+                detail={"seen": {"bytes": len(token)}, "expected": {"max_bytes": self._max_bytes}},
+            )
         key = fingerprint(token)
         cached = self._cache.get(key)
         self.cache_lookups += 1
@@ -122,10 +126,19 @@ class TokenVerifier:
         return verified
 
     async def _verify_jwt(self, token: str, key: bytes) -> tuple[VerifiedToken, str]:
-        jws = parse_compact(token, self._max_bytes)
+        try:
+            jws = parse_compact(token, self._max_bytes)
+        except TokenMalformed as refusal:
+            raise refusal.explained(seen=_shape(token), expected=_COMPACT) from None
         issuer = self._issuer_of(jws.claims)
         if jws.alg not in issuer.algorithms:
-            raise AlgorithmNotAllowed()
+            raise AlgorithmNotAllowed(
+                detail={
+                    "seen": {"alg": clip(jws.alg)},
+                    "expected": {"algorithms": sorted(issuer.algorithms)},
+                    "hint": f"add {clip(jws.alg)!r} to issuers.algorithms if the provider signs so",
+                }
+            )
         check_token_type(jws.header, issuer.rules)
         signer = await check_signature(self._keys, issuer.settings, jws)
         expires_at = check_access_token(jws.claims, issuer.rules, self._clock())
@@ -136,5 +149,23 @@ class TokenVerifier:
         iss = claims.get("iss")
         issuer = self._issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
-            raise IssuerUnknown()
+            raise IssuerUnknown(detail=self._issuer_detail(iss))
         return issuer
+
+    def _issuer_detail(self, iss: object) -> dict[str, Any]:
+        detail: dict[str, Any] = {
+            "seen": {"iss": clip(iss)},
+            "expected": {"issuers": sorted(self._issuers)},
+        }
+        near = nearest_issuer(iss, self._issuers) if isinstance(iss, str) else None
+        if near is not None:
+            detail["hint"] = f"{near[1]}; issuers.issuer must be exactly {clip(iss)!r}"
+        return detail
+
+
+_COMPACT = "a compact JWS: three base64url parts separated by dots"
+
+
+def _shape(token: str) -> dict[str, Any]:
+    """What a malformed token looked like, without any of its content."""
+    return {"parts": token.count(".") + 1, "bytes": len(token)}

@@ -50,6 +50,13 @@ class Policy:
 
     # -- identity -------------------------------------------------------------------
 
+    def use_preset(self, issuer: str, preset: str) -> None:
+        """Map ``issuer``'s claims with ``preset``: what ``preset = "auto"`` stands for, once
+        the provider's metadata has chosen it (the edge calls this; nothing else changes)."""
+        settings = self.settings.issuer_named(issuer)
+        if settings is not None and settings.claims.preset == "auto":
+            self.mappings[issuer] = ClaimMapping.resolve(settings.claims, preset)
+
     def principal_from_claims(self, claims: Mapping[str, Any], issuer: str) -> Principal:
         """The principal of a token's (verified) claims, through the claim mapping of the
         issuer configured as ``issuer`` (its name).

@@ -4,28 +4,39 @@
 preset; ``map_claims`` is a pure function of (claims, mapping). A claim of the wrong
 type raises ``ClaimsInvalid`` naming the claim: never a crash, never a silently empty
 role set.
+
+A multi-valued claim released as one delimited string (LemonLDAP::NG's "users; earthlings")
+is split only where the mapping says so (``split``); without it the string is one value,
+and ``delimited_claims`` names such claims for ``ssoio doctor`` (the first one seen is
+also logged once per process).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from ssoio.config.policy import ClaimMappingSettings
 from ssoio.errors import ClaimsInvalid
-from ssoio.policy.presets import PRESETS
+from ssoio.policy.presets import preset_named
 from ssoio.policy.principal import Principal
 from ssoio.policy.requirements import normalise_group
 
-__all__ = ["ClaimMapping", "map_claims"]
+__all__ = ["ClaimMapping", "DelimitedClaim", "delimited_claims", "map_claims"]
+
+log = logging.getLogger(__name__)
 
 _MAX_VALUES = 1000  # more roles/groups than this in one token is junk, not an identity
 _MAX_LENGTH = 1024
 
 _SINGLE = ("subject", "username", "email", "name", "session_id", "client_id")
 _MULTI = ("roles", "groups", "scopes")
+# Separators that betray a list flattened into one string; whitespace is left out, as
+# role and group names may contain spaces ("Domain Users").
+_USUAL_SEPARATORS = (";", ",")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +53,39 @@ class ClaimMapping:
     groups: tuple[str, ...]
     scopes: tuple[str, ...]
     attributes: Mapping[str, str]
+    split: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
-    def resolve(cls, settings: ClaimMappingSettings) -> ClaimMapping:
-        """The preset's paths, overridden by every key the operator set."""
-        preset = PRESETS[settings.preset]
+    def resolve(cls, settings: ClaimMappingSettings, preset: str | None = None) -> ClaimMapping:
+        """The preset's paths, overridden by every key the operator set.
+
+        :param preset: the preset that ``preset = "auto"`` stands for, once the provider's
+            metadata has chosen it (ignored for a named preset).
+        """
+        name = preset if settings.preset == "auto" and preset else settings.preset
+        base = preset_named(name)
         chosen = {
-            name: getattr(settings, name) if getattr(settings, name) is not None else preset[name]
-            for name in (*_SINGLE, *_MULTI)
+            key: getattr(settings, key) if getattr(settings, key) is not None else base[key]
+            for key in (*_SINGLE, *_MULTI)
         }
-        attributes = {**preset["attributes"], **settings.attributes}
-        return cls(**chosen, attributes=MappingProxyType(attributes))
+        attributes = {**base["attributes"], **settings.attributes}
+        split = {**base["split"], **settings.split}
+        return cls(**chosen, attributes=MappingProxyType(attributes), split=MappingProxyType(split))
+
+
+@dataclass(frozen=True, slots=True)
+class DelimitedClaim:
+    """A multi-valued claim that arrived as one string holding a usual separator while
+    the mapping splits it on nothing: probably a list flattened by the provider."""
+
+    field: str
+    path: str
+    separator: str
+    parts: int
+
+    @property
+    def suggestion(self) -> str:
+        return f'split = {{ {self.field} = "{self.separator}" }}'
 
 
 def map_claims(claims: Mapping[str, Any], mapping: ClaimMapping, issuer: str) -> Principal:
@@ -66,18 +99,28 @@ def map_claims(claims: Mapping[str, Any], mapping: ClaimMapping, issuer: str) ->
             f"the subject claim {mapping.subject} is missing", claim=mapping.subject
         )
     exp = claims.get("exp")
+    if not _warned:
+        _warn_once(claims, mapping)
     return Principal(
         issuer=issuer,
         subject=subject,
         username=_string(claims, mapping.username),
         email=_string(claims, mapping.email),
         name=_string(claims, mapping.name),
-        roles=_interned(frozenset(_values(claims, mapping.roles))),
-        groups=_interned(frozenset(normalise_group(g) for g in _values(claims, mapping.groups))),
-        scopes=_interned(frozenset(_values(claims, mapping.scopes, split=True))),
+        roles=_interned(frozenset(_values(claims, mapping.roles, mapping.split.get("roles")))),
+        groups=_interned(
+            frozenset(
+                normalise_group(g)
+                for g in _values(claims, mapping.groups, mapping.split.get("groups"))
+            )
+        ),
+        # Scopes are space-separated (RFC 6749 §3.3) unless the mapping says otherwise.
+        scopes=_interned(
+            frozenset(_values(claims, mapping.scopes, mapping.split.get("scopes", " ")))
+        ),
         attributes=MappingProxyType(
             {
-                name: tuple(_values(claims, (path,), numbers=True))
+                name: tuple(_values(claims, (path,), mapping.split.get(name), numbers=True))
                 for name, path in mapping.attributes.items()
             }
         ),
@@ -124,8 +167,50 @@ def _string(claims: Mapping[str, Any], path: str | None) -> str | None:
     return value or None
 
 
+def delimited_claims(claims: Mapping[str, Any], mapping: ClaimMapping) -> list[DelimitedClaim]:
+    """The roles, groups and scopes claims that arrived as one string holding ``;`` or ``,``
+    while the mapping does not split them (pure; for ``ssoio doctor`` and the log)."""
+    found: list[DelimitedClaim] = []
+    for name in _MULTI:
+        if name in mapping.split:
+            continue
+        for path in getattr(mapping, name):
+            try:
+                value = _lookup(claims, path)
+            except ClaimsInvalid:
+                continue
+            separator = _separator_in(value) if isinstance(value, str) else None
+            if isinstance(value, str) and separator is not None:
+                parts = len(_split(value, separator))
+                found.append(DelimitedClaim(name, path, separator, parts))
+    return found
+
+
+def _separator_in(value: str) -> str | None:
+    return next((s for s in _USUAL_SEPARATORS if s in value), None)
+
+
+_warned: list[DelimitedClaim] = []  # the first one seen, logged once per process
+
+
+def _warn_once(claims: Mapping[str, Any], mapping: ClaimMapping) -> None:
+    found = delimited_claims(claims, mapping)
+    if found and not _warned:
+        _warned.append(found[0])
+        first = found[0]
+        log.warning(
+            "claims.delimited_string field=%s path=%s separator=%r parts=%d: the claim is "
+            "one string, taken as one value; if it is a list, add %s to [issuers.claims]",
+            first.field, first.path, first.separator, first.parts, first.suggestion,
+        )  # fmt: skip
+
+
 def _values(
-    claims: Mapping[str, Any], paths: tuple[str, ...], *, split: bool = False, numbers: bool = False
+    claims: Mapping[str, Any],
+    paths: tuple[str, ...],
+    separator: str | None = None,
+    *,
+    numbers: bool = False,
 ) -> list[str]:
     values: list[str] = []
     for path in paths:
@@ -133,11 +218,11 @@ def _values(
         if value is None:
             continue
         if isinstance(value, str):
-            # Scopes are space-separated (RFC 6749 §3.3); a lone role or group arrives as
-            # a bare string from some providers (ADFS, Okta group claims).
-            values.extend(value.split() if split else [value])
+            # A lone role or group arrives as a bare string from some providers (ADFS, Okta
+            # group claims); a delimited one only where the mapping names its separator.
+            values.extend(_split(value, separator))
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            values.extend(value)
+            values.extend(v for item in value for v in _split(item, separator))
         elif numbers and isinstance(value, int) and not isinstance(value, bool):
             values.append(str(value))  # attributes may be numeric ids, such as a tenant number
         else:
@@ -145,6 +230,14 @@ def _values(
         if len(values) > _MAX_VALUES or any(len(v) > _MAX_LENGTH for v in values):
             raise ClaimsInvalid(f"claim {path} has too many or too long values", claim=path)
     return values
+
+
+def _split(value: str, separator: str | None) -> list[str]:
+    if separator is None:
+        return [value]
+    if separator == " ":
+        return value.split()
+    return [part.strip() for part in value.split(separator) if part.strip()]
 
 
 def empty_claim_paths(claims: Mapping[str, Any], mapping: ClaimMapping) -> list[str]:

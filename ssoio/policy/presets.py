@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PRESETS"]
+__all__ = ["PRESETS", "preset_named"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Keycloak: realm roles under realm_access, group paths via the "groups" mapper,
@@ -25,6 +25,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "groups": ("groups",),
         "scopes": ("scope",),
         "attributes": {},
+        "split": {},
     },
     # Microsoft Entra ID (v2 tokens): sub is pairwise per application, oid is the user's
     # id across the tenant, so oid is the subject; tid is the tenant; scp holds scopes.
@@ -39,6 +40,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "groups": ("groups",),
         "scopes": ("scp",),
         "attributes": {"tenant": "tid"},
+        "split": {},
     },
     # Okta (custom authorization server): sub is the login, scp an array, cid the client,
     # groups from a "groups" claim added to the access token.
@@ -53,6 +55,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "groups": ("groups",),
         "scopes": ("scp",),
         "attributes": {},
+        "split": {},
     },
     # Auth0: RBAC permissions are scopes; roles and other custom claims must be
     # namespaced (https://example.com/roles), so the operator names them.
@@ -67,6 +70,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         "groups": (),
         "scopes": ("scope", "permissions"),
         "attributes": {},
+        "split": {},
+    },
+    # LemonLDAP::NG 2.x: claims are the relying party's exported attributes; JWT access
+    # tokens carry client_id (no azp) and no sid. It has no roles of its own: groups (and
+    # any "roles" macro) are released as one "; "-separated string unless the claim type
+    # is an array, so both are split on ";" (an array splits into the same items).
+    "lemonldap": {
+        "subject": "sub",
+        "username": "preferred_username",
+        "email": "email",
+        "name": "name",
+        "session_id": "sid",
+        "client_id": "client_id",
+        "roles": ("roles",),
+        "groups": ("groups",),
+        "scopes": ("scope",),
+        "attributes": {},
+        "split": {"roles": ";", "groups": ";"},
     },
     # Any OpenID Connect provider: standard claim names, RFC 9068 client_id.
     "generic": {
@@ -80,5 +101,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "groups": ("groups",),
         "scopes": ("scope", "scp"),
         "attributes": {},
+        "split": {},
     },
 }
+
+
+def preset_named(name: str) -> dict[str, Any]:
+    """The preset ``name``; ``auto`` is ``generic`` until the provider's metadata has chosen
+    one (``ssoio.oidc.families``)."""
+    return PRESETS["generic" if name == "auto" else name]

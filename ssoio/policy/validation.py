@@ -30,7 +30,12 @@ def policy_problems(settings: Settings) -> list[Problem]:
 def _mapped_attributes(settings: Settings) -> set[str]:
     names: set[str] = set()
     for issuer in settings.issuers:
-        names |= set(PRESETS[issuer.claims.preset]["attributes"]) | set(issuer.claims.attributes)
+        preset = issuer.claims.preset
+        # "auto" may become any preset once the provider's metadata is known
+        chosen = PRESETS.values() if preset == "auto" else [PRESETS[preset]]
+        for base in chosen:
+            names |= set(base["attributes"])
+        names |= set(issuer.claims.attributes)
     return names
 
 

@@ -98,7 +98,7 @@ class Admission:
             self.observe(
                 "auth.connect.refused", code=refusal.code, ip=str(environ.get("REMOTE_ADDR", "")),
                 origin=environ.get("HTTP_ORIGIN"), namespace=namespace,
-                transport=transport_of(environ),
+                transport=transport_of(environ), **_operator_detail(refusal),
             )  # fmt: skip
             raise
         self.pending.remove(eio_sid)
@@ -225,3 +225,9 @@ class _NoSession(AuthenticationError):
 def transport_of(environ: Mapping[str, Any]) -> str:
     query = str(environ.get("QUERY_STRING", ""))
     return "websocket" if "transport=websocket" in query else "polling"
+
+
+def _operator_detail(refusal: SsoioError) -> dict[str, Any]:
+    """What the token carried against what was expected (issue #16), for the audit line
+    only: the client gets the code and short message alone."""
+    return {"detail": refusal.detail} if refusal.detail else {}

@@ -50,7 +50,13 @@ def find_credential(
         return found
     if query_token is not None:
         return Credential(query_token, "query")
-    raise TokenMissing()
+    raise TokenMissing(detail=_NOTHING)
+
+
+_NOTHING = {
+    "seen": "no auth.token, no Authorization header, no session cookie",
+    "expected": "auth: {token}, Authorization: Bearer TOKEN, or the session cookie",
+}
 
 
 def _from_auth(auth: object) -> Credential | None:

@@ -86,7 +86,7 @@ def api_routes(gateway: Gateway, reload: Callable[[], Awaitable[dict[str, Any]]]
             room, event = _room(document), _event(document)
             await gateway.deliver(room, event, _data(document))
         except SsoioError as error:
-            gateway.observe("api.refused", path="/api/v1/emit", code=error.code)
+            gateway.observe("api.refused", path="/api/v1/emit", code=error.code, **_detail(error))
             return error_response(error)
         gateway.observe(
             "api.emit", caller=principal.subject, issuer=principal.issuer, room=room, name=event
@@ -104,7 +104,9 @@ def api_routes(gateway: Gateway, reload: Callable[[], Awaitable[dict[str, Any]]]
                 sub, "kicked", issuer, actor=principal, same_attributes=same_attributes
             )
         except SsoioError as error:
-            gateway.observe("api.refused", path="/api/v1/disconnect", code=error.code)
+            gateway.observe(
+                "api.refused", path="/api/v1/disconnect", code=error.code, **_detail(error)
+            )
             return error_response(error)
         gateway.observe(
             "api.disconnect",
@@ -159,3 +161,8 @@ def _data(document: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidPayload("data: must be a JSON object")
     return data
+
+
+def _detail(error: SsoioError) -> dict[str, Any]:
+    """Operator detail (seen vs expected) for the audit line; never in the answer."""
+    return {"detail": error.detail} if error.detail else {}

@@ -57,6 +57,12 @@ const REDIRECT_URIS = listFromEnv('IDP_REDIRECT_URIS', ['http://127.0.0.1:8000/a
 const POST_LOGOUT_REDIRECT_URIS = listFromEnv('IDP_POST_LOGOUT_REDIRECT_URIS', ['http://127.0.0.1:8000/']);
 const BACKCHANNEL_LOGOUT_URI = process.env.IDP_BACKCHANNEL_LOGOUT_URI || undefined;
 const AT_SID = process.env.IDP_AT_SID !== '0';
+// Provider shapes other than RFC 9068's, for `ssoio doctor` tests: the access token's JWS
+// `typ` (Keycloak, Auth0 and LemonLDAP::NG send "JWT"), and groups released as ONE string
+// joined by this separator (LemonLDAP::NG without the array claim type), with every account
+// also in "users" as in LemonLDAP::NG's demo directory.
+const AT_TYP = process.env.IDP_AT_TYP || undefined;
+const GROUPS_JOIN = process.env.IDP_GROUPS_JOIN || undefined;
 
 // The resource indicator must be an absolute URI, but the audience ssoio checks is a plain
 // name (as Keycloak's `aud` would be): the two are configured independently.
@@ -324,6 +330,13 @@ function buildProvider(issuer) {
     interactions: {
       url: async (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
+    formats: {
+      customizers: {
+        async jwt(_ctx, _token, jwt) {
+          if (AT_TYP) jwt.header = { ...(jwt.header || {}), typ: AT_TYP };
+        },
+      },
+    },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -377,6 +390,7 @@ function buildProvider(issuer) {
       if (token.kind !== 'AccessToken' || !token.accountId) return undefined;
       if (!Object.hasOwn(USERS, token.accountId)) return undefined;
       const { sub: _sub, email_verified: _ev, ...claims } = claimsOf(token.accountId);
+      if (GROUPS_JOIN) claims.groups = [...claims.groups, 'users'].join(GROUPS_JOIN);
       const sid = AT_SID ? await sidFor(ctx, token) : undefined;
       return sid ? { ...claims, sid } : claims;
     },

@@ -168,11 +168,17 @@ class NodeProvider:
         backchannel_logout_uri: str | None = None,
         port: int = 0,
         access_token_sid: bool = True,
+        access_token_typ: str | None = None,
+        groups_join: str | None = None,
     ) -> NodeProvider:
         """Start the provider and wait (at most 30 s) until it listens.
 
         :param access_token_sid: False: access tokens carry no ``sid`` (as LemonLDAP::NG's,
             Okta's and Auth0's by default); ID and logout tokens still do.
+        :param access_token_typ: the access tokens' JWS ``typ`` (default RFC 9068's ``at+jwt``;
+            Keycloak, Auth0 and LemonLDAP::NG send ``JWT``).
+        :param groups_join: release ``groups`` as one string joined by this (LemonLDAP::NG
+            without the array claim type), every account also in ``users``.
         """
         node = require_tool("node")
         redirects = redirect_uris or [DEFAULT_REDIRECT_URI]
@@ -184,6 +190,8 @@ class NodeProvider:
             "IDP_REDIRECT_URIS": ",".join(redirects),
             "IDP_POST_LOGOUT_REDIRECT_URIS": ",".join(post_logout),
             "IDP_AT_SID": "1" if access_token_sid else "0",
+            "IDP_AT_TYP": access_token_typ or "",
+            "IDP_GROUPS_JOIN": groups_join or "",
         }
         env.pop("IDP_BACKCHANNEL_LOGOUT_URI", None)
         if backchannel_logout_uri:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ssoio.errors import AuthenticationError
+from ssoio.errors import AuthenticationError, TokenRevoked
 from ssoio.oidc.introspection import looks_opaque
 from ssoio.oidc.providers import IdentityProviders
 from tests.conftest import AUDIENCE, ISSUER, SettingsFactory, issuer_table
@@ -113,3 +113,19 @@ async def test_without_introspection_opaque_tokens_are_malformed(
 ) -> None:
     assert await code_of(providers_factory(), OPAQUE) == "token_malformed"
     assert idp.total_requests == 0
+
+
+async def test_inactive_token_refusal_names_what_was_seen(
+    providers: IdentityProviders, idp: FakeIdp
+) -> None:
+    """Operator detail (issue #16): the provider's answer against what was expected; the
+    client-facing message is unchanged."""
+    idp.introspection[OPAQUE] = {"active": False}
+    with pytest.raises(TokenRevoked) as caught:
+        await providers.verifier.verify(OPAQUE)
+    assert caught.value.as_dict() == {
+        "code": "token_revoked",
+        "message": "the provider reports the token as not active",
+    }
+    assert caught.value.detail == {"seen": {"active": False}, "expected": {"active": True}}
+    assert OPAQUE not in repr(caught.value.for_operator())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,9 +19,10 @@ from typing import Any
 import pytest
 
 from ssoio.config.policy import ClaimMappingSettings
-from ssoio.errors import ClaimsInvalid
+from ssoio.errors import ClaimsInvalid, ConfigError
 from ssoio.oidc.claims import ClaimRules, check_access_token
-from ssoio.policy.mapping import ClaimMapping, map_claims
+from ssoio.policy import mapping as mapping_module
+from ssoio.policy.mapping import ClaimMapping, delimited_claims, map_claims
 from ssoio.policy.presets import PRESETS
 from ssoio.policy.principal import Principal
 from ssoio.policy.requirements import parse
@@ -61,6 +63,7 @@ def normalised_mapping(table: Mapping[str, Any]) -> dict[str, Any]:
         value = table.get(key)
         result[key] = list(value) if isinstance(value, tuple | list) else value
     result["attributes"] = dict(table.get("attributes") or {})
+    result["split"] = dict(table.get("split") or {})
     return result
 
 
@@ -97,7 +100,7 @@ class TestDocuments:
     def test_claims_table_is_the_preset(self, name: str) -> None:
         claims = document(name)["claims"]
         assert claims.pop("preset") == name
-        assert set(claims) <= set(FIELDS), "an unknown key in [claims]"
+        assert set(claims) <= {*FIELDS, "split"}, "an unknown key in [claims]"
         assert normalised_mapping(claims) == normalised_mapping(PRESETS[name])
 
     @pytest.mark.parametrize("name", NAMES)
@@ -287,3 +290,106 @@ def test_keycloak_group_paths_lose_the_outer_slash(groups: Any, expected: set[st
     assert principal.groups == expected
     assert parse("group:eng")(principal) == ("eng" in expected)
     assert parse("group:/eng")(principal) == ("eng" in expected)
+
+
+class TestSplit:
+    """``split``: a multi-valued claim released as one delimited string (LemonLDAP::NG)."""
+
+    @pytest.mark.parametrize(
+        ("separator", "value", "expected"),
+        [
+            (";", "users; earthlings", {"users", "earthlings"}),
+            (";", " users ;; earthlings ; ", {"users", "earthlings"}),
+            (",", "users,earthlings", {"users", "earthlings"}),
+            (" ", "users  earthlings\t", {"users", "earthlings"}),
+            (";", ["users; earthlings", "staff"], {"users", "earthlings", "staff"}),
+            (";", ";", set()),
+        ],
+    )
+    def test_groups_split_trimmed_without_empties(
+        self, separator: str, value: Any, expected: set[str]
+    ) -> None:
+        principal = principal_of("generic", {"sub": "u", "groups": value},
+                                 split={"groups": separator})  # fmt: skip
+        assert principal.groups == expected
+
+    def test_roles_scopes_and_attributes_split(self) -> None:
+        claims = {"sub": "u", "roles": "admin,staff", "scope": "openid;chat", "t": "a; b"}
+        principal = principal_of(
+            "generic", claims, attributes={"tenant": "t"},
+            split={"roles": ",", "scopes": ";", "tenant": ";"},
+        )  # fmt: skip
+        assert principal.roles == {"admin", "staff"}
+        assert principal.scopes == {"openid", "chat"}
+        assert principal.values("tenant") == ("a", "b")
+
+    def test_without_split_a_delimited_string_is_one_value(self) -> None:
+        principal = principal_of("generic", {"sub": "u", "groups": "users; earthlings"})
+        assert principal.groups == {"users; earthlings"}
+
+    def test_lemonldap_preset_splits_groups_and_roles(self) -> None:
+        principal = principal_of("lemonldap", {"sub": "dwho", "groups": "users; timelords",
+                                               "roles": "staff"})  # fmt: skip
+        assert principal.groups == {"users", "timelords"}
+        assert principal.roles == {"staff"}
+
+    @pytest.mark.parametrize(
+        ("split", "message"),
+        [
+            ({"group": ";"}, "split names group: only roles, groups, scopes or an attribute"),
+            ({"groups": "|"}, "Input should be ';', ',' or ' '"),
+        ],
+    )
+    def test_bad_split_is_a_config_problem(self, split: dict[str, str], message: str) -> None:
+        issuer = {"name": "x", "issuer": "https://idp.example", "audiences": ["a"]}
+        with pytest.raises(ConfigError) as caught:
+            validate_raw({"issuers": [{**issuer, "claims": {"split": split}}]}, {})
+        assert message in str(caught.value)
+
+
+class TestDelimitedWarning:
+    """Without ``split``, a string holding ";" or "," is named (doctor) and logged once."""
+
+    def test_delimited_claims_names_field_path_and_suggestion(self) -> None:
+        claims = {"sub": "u", "groups": "users; earthlings", "roles": ["a,b"], "scope": "x,y"}
+        found = delimited_claims(claims, mapping("generic"))
+        assert [(d.field, d.path, d.separator, d.parts) for d in found] == [
+            ("groups", "groups", ";", 2), ("scopes", "scope", ",", 2)]  # fmt: skip
+        assert found[0].suggestion == 'split = { groups = ";" }'
+
+    @pytest.mark.parametrize(
+        "claims",
+        [
+            {"sub": "u", "groups": "Domain Users"},  # a space is not taken as a separator
+            {"sub": "u", "groups": ["users; earthlings"]},  # an array is a list already
+            {"sub": "u", "groups": "eng"},
+        ],
+    )
+    def test_no_warning_for_plain_values(self, claims: dict[str, Any]) -> None:
+        assert delimited_claims(claims, mapping("generic")) == []
+
+    def test_split_silences_it(self) -> None:
+        claims = {"sub": "u", "groups": "users; earthlings"}
+        assert delimited_claims(claims, mapping("generic", split={"groups": ";"})) == []
+        assert delimited_claims(claims, mapping("lemonldap")) == []
+
+    def test_logged_once_per_process(
+        self, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(mapping_module, "_warned", [])
+        with caplog.at_level(logging.WARNING, logger="ssoio.policy.mapping"):
+            for user in ("u1", "u2", "u3"):
+                principal_of("generic", {"sub": user, "groups": "users; earthlings"})
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 1, lines
+        assert "claims.delimited_string field=groups path=groups separator=';' parts=2" in lines[0]
+        assert 'add split = { groups = ";" } to [issuers.claims]' in lines[0]
+        assert "earthlings" not in lines[0]  # claim values are not logged
+
+
+def test_auto_maps_as_generic_until_the_metadata_chose_a_preset() -> None:
+    settings = ClaimMappingSettings.model_validate({"preset": "auto"})
+    assert ClaimMapping.resolve(settings) == mapping("generic")
+    assert ClaimMapping.resolve(settings, "keycloak") == mapping("keycloak")
+    named = ClaimMappingSettings.model_validate({"preset": "okta"})
+    assert ClaimMapping.resolve(named, "keycloak") == mapping("okta")  # only auto follows it

@@ -139,3 +139,76 @@ async def test_explain_bad_input_exits_2(args: tuple[str, ...]) -> None:
     result = await run_cli("explain", "--config", str(EXAMPLE), *args)
     assert result.status == 2
     assert "Traceback" not in result.stderr
+
+
+async def test_explain_answers_every_repeated_question(tmp_path: Path) -> None:
+    """``--room`` and ``--event`` repeat: one decision each, exit 0 only if all allowed
+    (issue #16: ``--room a --room b`` used to answer only b)."""
+    claims = tmp_path / "bob.json"
+    claims.write_text(json.dumps(claims_of("bob")))
+    base = ("explain", "--config", str(EXAMPLE), "--claims", str(claims))
+    questions = ("--room", "staff", "--room", "tenant:globex:general", "--event", "chat:send",
+                 "--event", "broadcast_announcement")  # fmt: skip
+    text = await run_cli(*base, *questions)
+    assert text.status == 1, text.stderr
+    assert text.stdout.splitlines()[-4:] == [
+        "room staff join: ALLOW: rooms[3] 'staff' allows join to role:staff",
+        "room tenant:globex:general join: DENY (forbidden): "
+        "no room rule gives this principal 'tenant:globex:general'",
+        'event chat:send: ALLOW: events."chat:send" allows scope:chat',
+        "event broadcast_announcement: DENY (forbidden): "
+        'events."broadcast_announcement" allows only role:admin',
+    ]
+    report = json.loads((await run_cli(*base, *questions, "--json")).stdout)
+    assert [(d["question"], d["allowed"]) for d in report["decisions"]] == [
+        ("room staff join", True), ("room tenant:globex:general join", False),
+        ("event chat:send", True), ("event broadcast_announcement", False)]  # fmt: skip
+
+    allowed = await run_cli(*base, "--room", "staff", "--room", "tenant:acme:general")
+    assert allowed.status == 0, allowed.stdout
+    assert allowed.stdout.count(": ALLOW: ") == 2
+
+    paired = await run_cli(
+        *base, "--event", "chat:send", "--payload", '{"room": "staff", "text": "x"}',
+        "--event", "chat:send", "--payload", '{"room": "tenant:globex:general", "text": "x"}',
+    )  # fmt: skip
+    assert paired.status == 1
+    assert [line.split(": ")[1] for line in paired.stdout.splitlines()[-2:]] == [
+        "ALLOW",
+        "DENY (forbidden)",
+    ]
+
+    unpaired = await run_cli(*base, "--event", "chat:send", "--event", "x", "--payload", "{}")
+    assert unpaired.status == 2
+    assert "--payload: 1 payloads for 2 events: give one per --event, in order" in unpaired.stderr
+
+
+async def test_token_verify_and_explain_name_what_was_seen(tmp_path: Path) -> None:
+    """A token whose iss has a trailing slash the configuration lacks: both commands name the
+    two issuers and the difference; neither prints the token or its signature."""
+    config = tmp_path / "ssoio.toml"
+    config.write_text('[[issuers]]\nname = "lemon"\nissuer = "https://auth.acme.example"\n'
+                      'audiences = ["ssoio-api"]\n')  # fmt: skip
+    claims = {**claims_of("bob"), "iss": "https://auth.acme.example/"}
+    token = forge({"alg": "RS256", "typ": "JWT", "kid": "k"}, claims, SigningKey.rsa("k"))
+    verified = await run_cli("token", "verify", "--config", str(config), token)
+    assert verified.status == 1
+    line = json.loads(verified.stdout)
+    assert line["code"] == "issuer_unknown"
+    assert line["detail"] == {
+        "seen": {"iss": "https://auth.acme.example/"},
+        "expected": {"issuers": ["https://auth.acme.example"]},
+        "hint": "trailing slash: the provider's issuer has trailing slash; issuers.issuer must "
+        "be exactly 'https://auth.acme.example/'",
+    }
+    explained = await run_cli("explain", "--config", str(config), "--token", token, "--verify",
+                              "--room", "x")  # fmt: skip
+    assert explained.status == 2
+    assert explained.stderr.splitlines()[:3] == [
+        "issuer_unknown: the token's issuer is not trusted",
+        '  seen     {"iss": "https://auth.acme.example/"}',
+        '  expected {"issuers": ["https://auth.acme.example"]}',
+    ]
+    for output in (verified.stdout + verified.stderr, explained.stdout + explained.stderr):
+        assert token not in output
+        assert token.rsplit(".", 1)[1] not in output

@@ -262,3 +262,19 @@ async def test_production_serves_metrics_on_their_own_loopback_port(tmp_path: Pa
     assert "ssoio_connections" in scraped.text
     assert main.status_code == 404
     assert "Traceback" not in log.decode()
+
+
+async def test_api_refusal_audit_names_what_was_seen(live: Node) -> None:
+    """Issue #16: the api.refused audit line carries what the token carried and what was
+    expected; the HTTP answer only the code and short message."""
+    answer = await api(live, "/api/v1/emit", service_token(live, aud="account"),
+                       {"room": "user:bob", "event": "memo", "data": {}})  # fmt: skip
+    assert answer.status_code == 401
+    assert answer.json()["error"] == {
+        "code": "audience_mismatch",
+        "message": "the token is not meant for this service",
+    }
+    [refusal] = live.logs.audit("api.refused")
+    assert refusal["detail"]["seen"] == {"aud": ["account"]}
+    assert refusal["detail"]["expected"] == {"audiences": ["ssoio-api"]}
+    await live.assert_healthy()

@@ -17,12 +17,16 @@ class CliResult:
     stderr: str
 
 
-async def run_cli(*args: str, stdin: str = "", timeout_s: float = 60) -> CliResult:
-    """``python -m ssoio.cli ARGS`` with warnings as errors; bounded in time."""
+async def run_cli(
+    *args: str, stdin: str = "", timeout_s: float = 60, env: dict[str, str] | None = None
+) -> CliResult:
+    """``python -m ssoio.cli ARGS`` with warnings as errors (``env`` added to the
+    environment); bounded in time."""
+    environment = {**os.environ, "PYTHONWARNINGS": "error", **(env or {})}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ssoio.cli", *args,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONWARNINGS": "error"},
+        stderr=asyncio.subprocess.PIPE, env=environment,
     )  # fmt: skip
     try:
         out, err = await asyncio.wait_for(process.communicate(stdin.encode()), timeout_s)

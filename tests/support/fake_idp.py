@@ -25,6 +25,7 @@ class FakeIdp:
     down: bool = False
     jwks_body: bytes | None = None
     discovery_issuer: str | None = None
+    extra_metadata: dict[str, Any] = field(default_factory=dict)  # merged over discovery()
     introspection: dict[str, Any] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
     forms: list[dict[str, str]] = field(default_factory=list)
@@ -48,6 +49,7 @@ class FakeIdp:
             "token_endpoint": f"{self.issuer}/token",
             "introspection_endpoint": self.introspection_endpoint,
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+            **self.extra_metadata,
         }
 
     def fetches(self, url: str) -> int:
