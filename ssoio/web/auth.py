@@ -85,13 +85,8 @@ class BrowserLogin:
         self.pending = PendingLogins(settings, clock)
         self.client = LoginClient(settings, providers, clock)
         limits = settings.limits
-        shared = (
-            None
-            if shared_limits is None
-            else lambda local: shared_limits("logins", limits.logins_per_ip, local)
-        )
         self.login_limit = AddressLimit(
-            limits.logins_per_ip, clock, limits.max_tracked_keys, shared
+            "logins", limits.logins_per_ip, clock, limits.max_tracked_keys, shared_limits
         )
         self._locks = RefreshLocks()
         self.logouts = Logouts(settings, self.client, providers, gateway, store, self.cookies,

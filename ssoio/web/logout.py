@@ -79,13 +79,8 @@ class Logouts:
         self.cookies = cookies
         self.clock = clock
         limits = settings.limits
-        shared = (
-            None
-            if shared_limits is None
-            else lambda local: shared_limits("logouts", limits.logouts_per_ip, local)
-        )
         self.logout_limit = AddressLimit(
-            limits.logouts_per_ip, clock, limits.max_tracked_keys, shared
+            "logouts", limits.logouts_per_ip, clock, limits.max_tracked_keys, shared_limits
         )
         # BCL 1.0 §2.6 step 7 (optional, done here): a logout token's jti is used once
         self.replay = replay  # shared by a cluster's nodes

@@ -8,29 +8,28 @@ in at once. IPv6 clients are keyed by their /64: one subscriber usually holds a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from starlette.requests import Request
 
 from ssoio.addresses import client_key
 from ssoio.clock import Clock
 from ssoio.config.server import BucketSettings
 from ssoio.realtime.ratelimit import RateLimiter
-from ssoio.realtime.seams import Limiter
+from ssoio.realtime.seams import Limiter, LimiterFactory
 
 __all__ = ["AddressLimit"]
 
 
 class AddressLimit:
     """One token bucket per client address; with ``shared``, one budget per address over
-    a cluster's nodes (``shared`` wraps this node's own limiter, its fallback)."""
+    a cluster's nodes, named ``name`` (``shared`` wraps this node's own limiter, its
+    fallback)."""
 
     def __init__(
-        self, bucket: BucketSettings, clock: Clock, max_keys: int,
-        shared: Callable[[RateLimiter], Limiter] | None = None,
+        self, name: str, bucket: BucketSettings, clock: Clock, max_keys: int,
+        shared: LimiterFactory | None = None,
     ) -> None:  # fmt: skip
         self.local = RateLimiter(bucket, clock, max_keys)
-        self.limiter: Limiter = self.local if shared is None else shared(self.local)
+        self.limiter: Limiter = self.local if shared is None else shared(name, bucket, self.local)
 
     async def allow(self, request: Request) -> bool:
         # request.client is the peer, or the forwarded client when the peer is one of

@@ -22,7 +22,14 @@ from ssoio.app import SsoServer
 from .browser import run_browser, step_errors, values
 from .lemonldap import USERS
 from .lemonldap_login import lemonldap_login_setup
-from .test_logout_chromium import BOTH_CLOSED, BOTH_CONNECTED, LAST_CLOSE, ME_STATUS, PAGE
+from .test_logout_chromium import (
+    BOTH_CLOSED,
+    BOTH_CONNECTED,
+    LAST_CLOSE,
+    ME_STATUS,
+    PAGE,
+    out_at_ssoio_and_back,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -50,19 +57,8 @@ async def test_signing_out_at_ssoio_and_at_lemonldap_closes_every_socket(tmp_pat
             *provider.login_steps("p", user.login),
             {"op": "wait_for_url", "context": "p", "pattern": f"{url}/app"},
             {"op": "wait_for_function", "context": "p", "expression": BOTH_CONNECTED},
-            # 1. at ssoio
-            {"op": "eval", "context": "p", "expression": "Date.now()"},
-            {"op": "eval", "context": "p", "expression":
-             "fetch('/auth/logout', {method: 'POST', headers: {accept: 'application/json'}})"
-             ".then((r) => r.status)"},
-            {"op": "wait_for_function", "context": "p", "expression": BOTH_CLOSED},
-            {"op": "eval", "context": "p", "expression": LAST_CLOSE},
-            {"op": "eval", "context": "p", "expression": ME_STATUS},
-            # 2. signed in again (the portal session lives on: no form), out at the portal
-            {"op": "goto", "context": "p", "url": f"{url}/app"},
-            {"op": "click", "context": "p", "selector": "#signin"},
-            {"op": "wait_for_url", "context": "p", "pattern": f"{url}/app"},
-            {"op": "wait_for_function", "context": "p", "expression": BOTH_CONNECTED},
+            # 1. at ssoio; 2. signed in again (the portal session lives on), out at the portal
+            *out_at_ssoio_and_back(url),
             {"op": "eval", "context": "p", "expression": "Date.now()"},
             *in_tab(provider.logout_steps("p"), "portal"),
             {"op": "wait_for_function", "context": "p", "expression": BOTH_CLOSED},

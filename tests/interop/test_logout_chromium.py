@@ -83,6 +83,24 @@ def sign_in(url: str, user: str) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def out_at_ssoio_and_back(url: str) -> list[dict[str, Any]]:
+    """Sign out with the page's own POST (as a sign-out button does), wait until both
+    sockets closed, then sign in again without a form (the provider's session lives on)."""
+    return [
+        {"op": "eval", "context": "p", "expression": "Date.now()"},
+        {"op": "eval", "context": "p", "expression":
+         "fetch('/auth/logout', {method: 'POST', headers: {accept: 'application/json'}})"
+         ".then((r) => r.status)"},
+        {"op": "wait_for_function", "context": "p", "expression": BOTH_CLOSED},
+        {"op": "eval", "context": "p", "expression": LAST_CLOSE},
+        {"op": "eval", "context": "p", "expression": ME_STATUS},
+        {"op": "goto", "context": "p", "url": f"{url}/app"},
+        {"op": "click", "context": "p", "selector": "#signin"},
+        {"op": "wait_for_url", "context": "p", "pattern": f"{url}/app"},
+        {"op": "wait_for_function", "context": "p", "expression": BOTH_CONNECTED},
+    ]  # fmt: skip
+
+
 async def test_signing_out_at_ssoio_and_at_the_provider_closes_every_socket(
     tmp_path: Path,
 ) -> None:
@@ -91,20 +109,9 @@ async def test_signing_out_at_ssoio_and_at_the_provider_closes_every_socket(
         end_session = f"{issuer}/session/end?client_id=ssoio-web"
         steps = [
             *sign_in(setup.url, "alice"),
-            # 1. at ssoio (the page's own POST, as a sign-out button does)
-            {"op": "eval", "context": "p", "expression": "Date.now()"},
-            {"op": "eval", "context": "p", "expression":
-             "fetch('/auth/logout', {method: 'POST', headers: {accept: 'application/json'}})"
-             ".then((r) => r.status)"},
-            {"op": "wait_for_function", "context": "p", "expression": BOTH_CLOSED},
-            {"op": "eval", "context": "p", "expression": LAST_CLOSE},
-            {"op": "eval", "context": "p", "expression": ME_STATUS},
-            # 2. signed in again (the provider still knows alice: no form this time), then
-            # out at the provider, in another tab of the same browser
-            {"op": "goto", "context": "p", "url": f"{setup.url}/app"},
-            {"op": "click", "context": "p", "selector": "#signin"},
-            {"op": "wait_for_url", "context": "p", "pattern": f"{setup.url}/app"},
-            {"op": "wait_for_function", "context": "p", "expression": BOTH_CONNECTED},
+            # 1. at ssoio; 2. signed in again (the provider still knows alice: no form this
+            # time), then out at the provider, in another tab of the same browser
+            *out_at_ssoio_and_back(setup.url),
             {"op": "goto", "context": "p", "page": "idp", "url": end_session},
             {"op": "eval", "context": "p", "page": "idp", "expression": "Date.now()"},
             {"op": "click", "context": "p", "page": "idp", "selector": "button[name=logout]"},
