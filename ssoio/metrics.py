@@ -68,6 +68,12 @@ class Metrics:
                                    ["reason"], registry=r)  # fmt: skip
         self.rate_limited = Counter("ssoio_rate_limited_total", "Rate-limit trips, by limit",
                                     ["limit"], registry=r)  # fmt: skip
+        self.refusals = Counter(
+            "ssoio_limit_refusals_total",
+            "Connects and sessions refused by a limit, by limit name and the kind of key it "
+            "counts (address, range, user, tenant)",
+            ["limit", "key_kind"], registry=r,
+        )  # fmt: skip
         self.api = Counter("ssoio_api_requests_total", "Server API calls, by path and result",
                            ["path", "result"], registry=r)  # fmt: skip
         self.security = Counter("ssoio_security_events_total", "Other security events, by kind",
@@ -94,6 +100,7 @@ class Metrics:
             inc(self.connects, event.rsplit(".", 1)[1], code)
             if code == "rate_limited":
                 inc(self.rate_limited, "connect")
+                self._refusal(fields)
         elif event in ("event.allowed", "event.denied"):
             name = str(fields.get("name", ""))
             label = name if name in self._known else "other"
@@ -111,10 +118,17 @@ class Metrics:
             inc(self.api, path, "refused" if event == "api.refused" else "ok")
         elif event == "auth.session.refused":
             inc(self.rate_limited, "unauthenticated_sessions")
+            self._refusal(fields)
         elif event == "config.reload":
             inc(self.reloads, str(fields.get("result")))
         elif event in _SECURITY_EVENTS:
             inc(self.security, _SECURITY_EVENTS[event])
+
+    def _refusal(self, fields: dict[str, Any]) -> None:
+        # limit names and key kinds are ssoio's own (realtime.admission), never a client's
+        limit, kind = fields.get("limit"), fields.get("key_kind")
+        if isinstance(limit, str) and isinstance(kind, str):
+            self._inc(self.refusals, limit, kind)
 
     def _inc(self, counter: Counter, *labels: str) -> None:
         # prometheus_client's labels() validates and locks per call (a few µs, on every

@@ -17,7 +17,7 @@ from ssoio.errors import (
     SsoioError,
 )
 
-__all__ = ["error_response", "ok"]
+__all__ = ["error_response", "ok", "refusal_body"]
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -39,7 +39,12 @@ def error_response(error: SsoioError) -> JSONResponse:
         status = 413
     else:
         status = 400
-    return JSONResponse({"ok": False, "error": error.as_dict()}, status, headers=headers)
+    return JSONResponse(refusal_body(error), status, headers=headers)
+
+
+def refusal_body(error: SsoioError) -> dict[str, Any]:
+    """``{"ok": false, "error": {code, message}}``: the body of every refusal."""
+    return {"ok": False, "error": error.as_dict()}
 
 
 def ok(**body: Any) -> JSONResponse:

@@ -171,6 +171,16 @@ if ARGV[4] == '1' then
 end
 return 1
 """
+# A token given back: the arrival time moves one interval earlier (never before now).
+_REFUND = """
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat then return 0 end
+local now, interval = tonumber(ARGV[1]), tonumber(ARGV[2])
+local new_tat = tat - interval
+if new_tat <= now then redis.call('DEL', KEYS[1]) return 1 end
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) * 1000) + 1)
+return 1
+"""
 
 
 class RedisRateLimiter:
@@ -186,6 +196,7 @@ class RedisRateLimiter:
         self._clock = clock
         self._observe = observe
         self._script = redis.register_script(_GCRA)
+        self._refund = redis.register_script(_REFUND)
 
     async def allow(self, key: Hashable) -> bool:
         return await self._check(key, spend=True)
@@ -193,13 +204,25 @@ class RedisRateLimiter:
     async def peek(self, key: Hashable) -> bool:
         return await self._check(key, spend=False)
 
+    async def refund(self, key: Hashable) -> None:
+        """Give back one token ``allow`` spent, on every node."""
+        args = [self._clock(), self._interval]
+        try:
+            await self._refund(keys=[self._name(key)], args=args)
+        except _FAILURES:
+            self._observe("cluster.ratelimit.fallback", limit=self._prefix.split(":limit:", 1)[-1])
+            await self._local.refund(key)
+
+    def _name(self, key: Hashable) -> str:
+        return f"{self._prefix}:{_digest(repr(key))}"
+
     async def _check(self, key: Hashable, *, spend: bool) -> bool:
-        name = f"{self._prefix}:{_digest(repr(key))}"
+        name = self._name(key)
         args = [self._clock(), self._interval, self._burst, "1" if spend else "0"]
         try:
             return bool(await self._script(keys=[name], args=args))
         except _FAILURES:
-            self._observe("cluster.ratelimit.fallback", limit=self._prefix.rsplit(":", 1)[-1])
+            self._observe("cluster.ratelimit.fallback", limit=self._prefix.split(":limit:", 1)[-1])
             return await (self._local.allow(key) if spend else self._local.peek(key))
 
 

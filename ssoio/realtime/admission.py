@@ -3,7 +3,12 @@
 
 A connect passes, in order: the origin, the per-address limits, the credential (the first
 present decides, DESIGN.md), the token's verification, the claim mapping to a principal,
-and the namespace rule. Refusals are ``SsoioError``s with their wire code.
+the namespace rule and the per-user (and per-tenant) limits. Refusals are ``SsoioError``s
+with their wire code.
+
+Limits are keyed by what they protect (``limits``): an attempt spends its address's
+connect budget and gets it back once it authenticates, so the address pays only for what
+is anonymous or failed and an office behind one address is limited person by person.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ssoio.addresses import client_key
 from ssoio.audit import Observer
 from ssoio.clock import Clock
 from ssoio.errors import (
@@ -29,7 +33,7 @@ from ssoio.oidc.verified import VerifiedToken
 from ssoio.policy.principal import Principal
 from ssoio.realtime.connections import Connection, Connections
 from ssoio.realtime.credentials import Credential, find_credential
-from ssoio.realtime.limits import GatewayLimits
+from ssoio.realtime.limits import AddressBudget, GatewayLimits
 from ssoio.realtime.live import LiveConfig
 from ssoio.realtime.pending import PendingSessions
 from ssoio.realtime.ratelimit import TokenBucket
@@ -64,22 +68,30 @@ class Admission:
 
     # -- Engine.IO sessions ---------------------------------------------------------------
 
-    def session_opened(self, eio_sid: str, ip: str) -> bool:
-        """A new Engine.IO session; False refuses it (shutting down, or too many
-        unauthenticated sessions from this address)."""
+    def session_opened(self, eio_sid: str, ip: str) -> bool | RateLimited:
+        """A new Engine.IO session; False refuses it (shutting down), ``RateLimited``
+        when its address holds too many unauthenticated sessions: idle ones (older than
+        ``realtime.handshake_window_s``) or, inside the window, handshaking ones."""
         if self.closing:
             return False
-        if self.pending.held_by(ip) >= self.live.settings.realtime.max_unauthenticated_per_ip:
-            self.observe("auth.session.refused", ip=ip, code="rate_limited")
-            return False
-        self._await_authentication(eio_sid, ip)
+        key, budget = self.limits.address(ip)
+        handshaking, idle = self.pending.held_by(
+            key, self.clock(), self.live.settings.realtime.handshake_window_s
+        )
+        over_idle = idle >= budget.max_unauthenticated
+        if over_idle or handshaking >= budget.max_handshakes:
+            limit = "unauthenticated_sessions" if over_idle else "handshakes"
+            self.observe("auth.session.refused", ip=ip, code="rate_limited", limit=limit,
+                         key_kind=budget.kind)  # fmt: skip
+            return RateLimited("too many unauthenticated sessions from this address")
+        self._await_authentication(eio_sid, key)
         return True
 
     def session_closed(self, eio_sid: str) -> None:
         self.pending.remove(eio_sid)
 
-    def _await_authentication(self, eio_sid: str, ip: str) -> None:
-        if self.pending.add(eio_sid, ip):
+    def _await_authentication(self, eio_sid: str, key: str) -> None:
+        if self.pending.add(eio_sid, key, self.clock()):
             self.timers.unauthenticated(eio_sid)
 
     # -- connect / disconnect -------------------------------------------------------------
@@ -99,6 +111,7 @@ class Admission:
                 "auth.connect.refused", code=refusal.code, ip=str(environ.get("REMOTE_ADDR", "")),
                 origin=environ.get("HTTP_ORIGIN"), namespace=namespace,
                 transport=transport_of(environ), **_operator_detail(refusal),
+                **_limit_of(refusal),
             )  # fmt: skip
             raise
         self.pending.remove(eio_sid)
@@ -119,25 +132,70 @@ class Admission:
         ip, origin = str(environ.get("REMOTE_ADDR", "")), environ.get("HTTP_ORIGIN")
         if not self.live.origins.allows(origin):
             raise OriginDenied()
-        key = client_key(ip)
-        if not await self.limits.connects.allow(key) or not await self.limits.failed_auth.peek(key):
-            raise RateLimited("too many connection attempts from this address")
-        try:
-            session, verified, principal = await self._identify(auth, environ)
-        except AuthenticationError:
-            await self.limits.failed_auth.allow(key)
-            raise
+        key, budget = self.limits.address(ip)
+        session, verified, principal = await self._authenticate(auth, environ, key, budget)
         decision = self.live.policy.namespace(principal, namespace)
         if not decision:
             raise NamespaceForbidden(decision.reason)
+        tenant = await self._charge_identity(principal)
         bucket = TokenBucket.full(self.live.settings.limits.events_per_connection, self.clock())
         return Connection(
             sid=sid, namespace=namespace, principal=principal, expires_at=verified.expires_at,
             leeway_s=verified.issuer.leeway_s, fingerprint=verified.fingerprint, ip=ip,
             origin=origin, transport=transport_of(environ), bucket=bucket,
             web_session=session.id if session else None, claims=verified.claims,
-            session_ends_at=session.ends_at if session else math.inf,
+            session_ends_at=session.ends_at if session else math.inf, tenant=tenant,
         )  # fmt: skip
+
+    async def _authenticate(
+        self, auth: object, environ: Mapping[str, Any], key: str, budget: AddressBudget
+    ) -> tuple[BrowserSession | None, VerifiedToken, Principal]:
+        """``_identify``, paid for by the address only when it fails: the attempt spends
+        a connect token of ``key`` (bounding the token work an address can have in
+        flight) and gets it back once it authenticates, also from a cluster-shared
+        bucket; a failure spends a failed-authentication token too."""
+        if not await budget.connects.allow(key):
+            raise _limited(budget.kind, "connects_per_ip")
+        if not await budget.failed_auth.peek(key):
+            raise _limited(budget.kind, "failed_auth_per_ip")
+        try:
+            identified = await self._identify(auth, environ)
+        except AuthenticationError:
+            await budget.failed_auth.allow(key)
+            raise
+        await budget.connects.refund(key)
+        return identified
+
+    async def _charge_identity(self, principal: Principal) -> str | None:
+        """The per-user and per-tenant limits of an authenticated connect: connects per
+        second (buckets, cluster-shared when the address ones are) and live sockets on
+        this node. Returns the tenant key the connection counts for. Nothing awaits after
+        the socket counts are read: the connection is added before another connect runs."""
+        user = (principal.issuer, principal.subject)
+        if not await self.limits.user_connects.allow(user):
+            raise _limited("user", "connects_per_user")
+        tenant = await self._charge_tenant(principal)
+        limits = self.limits.settings
+        if self.connections.count_of_user(user) >= limits.sockets_per_user:
+            raise _limited("user", "sockets_per_user")
+        most = limits.tenants.max_sockets if limits.tenants else 0
+        if tenant is not None and self.connections.count_of_tenant(tenant) >= most:
+            raise _limited("tenant", "tenants.max_sockets")
+        return tenant
+
+    async def _charge_tenant(self, principal: Principal) -> str | None:
+        """The tenant key of ``principal`` (None when tenants are not limited, or it has
+        none), after spending its connect token."""
+        tenants, bucket = self.limits.settings.tenants, self.limits.tenant_connects
+        if tenants is None or bucket is None:
+            return None
+        values = principal.values(tenants.attribute)
+        if not values:
+            return None
+        key = f"{principal.issuer}\0{values[0]}"
+        if not await bucket.allow(key):
+            raise _limited("tenant", "tenants.connects")
+        return key
 
     async def _identify(
         self, auth: object, environ: Mapping[str, Any]
@@ -186,7 +244,7 @@ class Admission:
         )
         if eio_sid is not None:
             # The transport stays open for a new authenticated connect, for a while.
-            self._await_authentication(eio_sid, connection.ip)
+            self._await_authentication(eio_sid, self.limits.address(connection.ip)[0])
 
     # -- auth:refresh ---------------------------------------------------------------------
 
@@ -215,6 +273,28 @@ class Admission:
         self.timers.expiry(connection)
         self.observe("auth.refresh", issuer=principal.issuer, sub=principal.subject)
         return {"ok": True, "expires_in": max(0, round(verified.expires_at - self.clock()))}
+
+
+class _Limited(RateLimited):
+    """``rate_limited``, naming the limit and the kind of key it counts (metrics)."""
+
+    def __init__(self, message: str, limit: str, key_kind: str) -> None:
+        super().__init__(message)
+        self.limit, self.key_kind = limit, key_kind
+
+
+_WHO = {"address": "address", "range": "address", "user": "user", "tenant": "tenant"}
+
+
+def _limited(key_kind: str, limit: str) -> _Limited:
+    message = f"too many connections or connection attempts from this {_WHO[key_kind]}"
+    return _Limited(message, limit, key_kind)
+
+
+def _limit_of(refusal: SsoioError) -> dict[str, str]:
+    if isinstance(refusal, _Limited):
+        return {"limit": refusal.limit, "key_kind": refusal.key_kind}
+    return {}
 
 
 class _NoSession(AuthenticationError):

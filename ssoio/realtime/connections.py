@@ -36,6 +36,7 @@ class Connection:
     bucket: TokenBucket
     web_session: str | None = None  # the ssoio browser session (cookie or handed-off token)
     session_ends_at: float = math.inf  # when that session ends at the latest
+    tenant: str | None = None  # the tenant it is counted under (limits.tenants), if any
     claims: Mapping[str, Any] = field(default_factory=dict)  # to map again on a reload
     rooms: set[str] = field(default_factory=set)
     generation: int = 0  # bumped by each auth:refresh, so stale timers are ignored
@@ -60,6 +61,7 @@ class Connections:
         self._by_sid: dict[str, Connection] = {}
         self._by_user: dict[UserKey, set[str]] = {}
         self._by_session: dict[UserKey, set[str]] = {}
+        self._per_tenant: dict[str, int] = {}
         self._members: dict[str, set[str]] = {}
 
     def __len__(self) -> int:
@@ -74,11 +76,17 @@ class Connections:
     def add(self, connection: Connection) -> None:
         self._by_sid[connection.sid] = connection
         self._index(connection)
+        if connection.tenant is not None:
+            self._per_tenant[connection.tenant] = self.count_of_tenant(connection.tenant) + 1
 
     def remove(self, sid: str) -> Connection | None:
         connection = self._by_sid.pop(sid, None)
         if connection is not None:
             self._unindex(connection)
+            if connection.tenant is not None:
+                left = self._per_tenant.pop(connection.tenant) - 1
+                if left:
+                    self._per_tenant[connection.tenant] = left
             for room in list(connection.rooms):
                 self.leave(connection, room)
         return connection
@@ -91,6 +99,12 @@ class Connections:
 
     def of_user(self, user: UserKey) -> list[Connection]:
         return [self._by_sid[sid] for sid in self._by_user.get(user, ())]
+
+    def count_of_user(self, user: UserKey) -> int:
+        return len(self._by_user.get(user, ()))
+
+    def count_of_tenant(self, tenant: str) -> int:
+        return self._per_tenant.get(tenant, 0)
 
     def of_session(self, session: UserKey) -> list[Connection]:
         return [self._by_sid[sid] for sid in self._by_session.get(session, ())]

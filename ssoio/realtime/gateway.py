@@ -26,6 +26,7 @@ from typing import Any
 from ssoio.audit import Observer
 from ssoio.clock import Clock
 from ssoio.config.model import Settings
+from ssoio.errors import RateLimited
 from ssoio.oidc.providers import IdentityProviders
 from ssoio.policy.engine import Policy
 from ssoio.policy.events import CompiledEvent
@@ -87,7 +88,7 @@ class Gateway:
         self.observe = observe = observe or Observer()
         self.providers, self.transport, self.clock = providers, transport, clock
         self.live = live = LiveConfig(settings, policy)
-        self.limits = GatewayLimits(settings.limits, clock, shared_limits)
+        self.limits = GatewayLimits(settings.limits, clock, shared_limits, settings.realtime)
         self.connections = connections = Connections()
         self.pending = PendingSessions()
         self.rooms = Rooms(live, connections, transport, observe, cluster)
@@ -151,8 +152,8 @@ class Gateway:
 
     # -- what the Socket.IO server calls (``server.SocketServer``) --------------------------
 
-    def session_opened(self, eio_sid: str, ip: str) -> bool:
-        """A new Engine.IO session; False refuses it."""
+    def session_opened(self, eio_sid: str, ip: str) -> bool | RateLimited:
+        """A new Engine.IO session; False or an error refuses it."""
         return self.admission.session_opened(eio_sid, ip)
 
     def session_closed(self, eio_sid: str) -> None:

@@ -43,6 +43,11 @@ class TokenBucket:
         self._refill(now)
         return self.tokens >= 1
 
+    def give_back(self, now: float) -> None:
+        """Return one token spent earlier (never above ``burst``)."""
+        self._refill(now)
+        self.tokens = min(self.burst, self.tokens + 1)
+
 
 class RateLimiter:
     """One bucket per key (client IP, user...), the least recently used forgotten first.
@@ -73,6 +78,13 @@ class RateLimiter:
     async def peek(self, key: Hashable) -> bool:
         """``has_token``, with the interface the cluster's shared limiter also has."""
         return self.has_token(key)
+
+    async def refund(self, key: Hashable) -> None:
+        """Give back a token ``allow`` spent (an attempt that turned out to be paid for
+        elsewhere); a forgotten key is full already."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.give_back(self._clock())
 
     def has_token(self, key: Hashable) -> bool:
         """Whether ``key`` could spend a token now, without spending it."""

@@ -33,8 +33,9 @@ class Reloader:
         their namespace too (``kicked``); rooms no longer allowed are left with
         ``room:revoked``. Returns counts for the audit record.
         """
-        if settings.limits != self.live.settings.limits:
-            self.limits.use(settings.limits)
+        old = self.live.settings
+        if (settings.limits, settings.realtime) != (old.limits, old.realtime):
+            self.limits.use(settings.limits, settings.realtime)
         self.live.swap(settings, policy)
         issuers = {i.name: i.issuer for i in settings.issuers}
         counts = {"kept": 0, "disconnected": 0}

@@ -87,6 +87,8 @@ class Limiter(Protocol):
 
     async def peek(self, key: Hashable) -> bool: ...
 
+    async def refund(self, key: Hashable) -> None: ...
+
 
 # (limit name, its bucket, this node's own limiter) -> the limiter to use; a cluster
 # passes one that shares the budget over Redis (``cluster.node.shared_limiter``).

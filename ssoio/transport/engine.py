@@ -53,6 +53,11 @@ __all__ = [
 # write. A session's OPEN packet goes out that way: one write per connect less (~20 µs
 # of CPU each on loopback TCP).
 FIRST_MESSAGE = "ssoio.first_message"
+# ASGI extension of the same protocol: a WebSocket Denial Response ("websocket.http.response")
+# completes the handshake there. uvicorn 0.54's own websockets-sansio protocol answers it
+# but then logs "ASGI callable returned without completing handshake" at ERROR, one line
+# per refused handshake: the guard answers with a denial only where this is offered.
+DENIAL_COMPLETES = "ssoio.denial_completes"
 
 T = TypeVar("T")
 

@@ -18,11 +18,18 @@
 * A WebSocket is closed as soon as the server sends the Engine.IO CLOSE packet, and
   after the client's CLOSE has been handed on; python-engineio would keep it open until
   ping_interval + ping_timeout (both transport paths: this is ASGI middleware).
+* A handshake the application refuses with a code (``SocketApp.session_opened``: too many
+  unauthenticated sessions from one address) is answered with that code's status and
+  ssoio's error body (``rate_limited``: 429); python-engineio answers every refused
+  handshake 401, and a refused WebSocket handshake with a close that uvicorn turns into a
+  bare 403. The WebSocket answer uses the ASGI WebSocket Denial Response extension where
+  ssoio's uvicorn protocol serves the handshake (the "ssoio" transport path).
 """
 
 from __future__ import annotations
 
 import binascii
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs
@@ -30,8 +37,9 @@ from urllib.parse import parse_qs
 from engineio import payload
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ssoio.errors import InvalidPayload, PayloadTooLarge
+from ssoio.errors import InvalidPayload, PayloadTooLarge, RateLimited
 from ssoio.responses import error_response
+from ssoio.transport.engine import DENIAL_COMPLETES
 from ssoio.transport.environ import ENGINE_PATH, serves_engine
 
 __all__ = ["TransportGuard"]
@@ -71,6 +79,8 @@ class TransportGuard:
                 # polling handshake: a session nobody can reach, holding a slot
                 await send({"type": "websocket.close", "code": 1008})
                 return
+            if not _query(scope).get("sid"):
+                send = _refused_websocket(scope, send)
             frames = _WebSocketFrames(receive, send, self.max_http_bytes)
             await self.app(scope, frames.receive, frames.send)
         elif scope["type"] == "http":
@@ -85,6 +95,8 @@ class TransportGuard:
             await error_response(refused)(scope, receive, send)
         elif scope["method"] == "POST":
             await self._post(scope, receive, send, query.get("sid", [""])[0])
+        elif scope["method"] == "GET" and not query.get("sid"):
+            await self.app(scope, receive, _refused_polling(send))
         else:
             await self.app(scope, receive, send)
 
@@ -107,9 +119,83 @@ class TransportGuard:
             await self.close_session(sid)
 
 
+def _query(scope: Scope) -> dict[str, list[str]]:
+    return parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
+
+
 def _transport(scope: Scope) -> str:
-    query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
-    return query.get("transport", [""])[0]
+    return _query(scope).get("transport", [""])[0]
+
+
+# The refusals a handshake can get from the application, by the code in its body.
+_HANDSHAKE_REFUSALS = {RateLimited.code: RateLimited}
+
+
+def _handshake_refusal(body: object) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+    """(status, headers, body) of ssoio's answer for python-engineio's refusal ``body``
+    (the application's refusal as its connect handler returned it), or None for another
+    answer."""
+    if not isinstance(body, bytes | str) or not body:
+        return None
+    try:
+        parsed = json.loads(body)
+        code = parsed["error"]["code"] if isinstance(parsed, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+    error = _HANDSHAKE_REFUSALS.get(code) if isinstance(code, str) else None
+    if error is None:
+        return None
+    answer = error_response(error(str(parsed["error"].get("message", ""))))
+    return answer.status_code, answer.raw_headers, bytes(answer.body)
+
+
+def _refused_polling(send: Send) -> Send:
+    """A long-polling handshake python-engineio refused (401) with an application code
+    gets that code's status; its start is held until the body shows which it is."""
+    held: list[Message] = []
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 401:
+            held.append(message)
+            return
+        if held and message["type"] == "http.response.body":
+            answer = _handshake_refusal(message.get("body"))
+            start = held.pop()
+            if answer is not None:
+                status, headers, body = answer
+                start = {**start, "status": status, "headers": headers}
+                message = {**message, "body": body}
+            await send(start)
+        await send(message)
+
+    return sending
+
+
+def _refused_websocket(scope: Scope, send: Send) -> Send:
+    """A WebSocket handshake python-engineio refused with an application code (a close
+    before accept, the code's body as reason) is answered over HTTP with that code's
+    status and body (ASGI WebSocket Denial Response), where the server completes the
+    handshake with it (``engine.DENIAL_COMPLETES``); elsewhere it stays the close, which
+    uvicorn answers with a bare 403."""
+    if DENIAL_COMPLETES not in (scope.get("extensions") or {}):
+        return send
+    accepted = False
+
+    async def sending(message: Message) -> None:
+        nonlocal accepted
+        accepted = accepted or message["type"] == "websocket.accept"
+        answer = None
+        if message["type"] == "websocket.close" and not accepted:
+            answer = _handshake_refusal(message.get("reason"))
+        if answer is None:
+            await send(message)
+            return
+        status, headers, body = answer
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": headers})  # fmt: skip
+        await send({"type": "websocket.http.response.body", "body": body})
+
+    return sending
 
 
 def _refusal(scope: Scope, query: dict[str, list[str]]) -> InvalidPayload | None:

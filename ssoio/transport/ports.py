@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from ssoio.errors import SsoioError
+
 __all__ = ["OriginCheck", "SocketApp"]
 
 
@@ -27,9 +29,10 @@ class SocketApp(Protocol):
     @property
     def origins(self) -> OriginCheck: ...
 
-    def session_opened(self, eio_sid: str, ip: str) -> bool:
-        """An Engine.IO session opens from ``ip``; False refuses it (too many
-        unauthenticated sessions from that address, or the node is draining)."""
+    def session_opened(self, eio_sid: str, ip: str) -> bool | SsoioError:
+        """An Engine.IO session opens from ``ip``; False refuses it (the node is
+        draining), an error refuses it with that code (``rate_limited``: too many
+        unauthenticated sessions from that address)."""
         ...
 
     def session_closed(self, eio_sid: str) -> None:

@@ -54,7 +54,7 @@ from websockets.server import ServerProtocol
 from websockets.utils import accept_key
 
 from ssoio.transport.edge import ConnectionLedger, HttpLimits, Lease, refusal
-from ssoio.transport.engine import FIRST_MESSAGE, Flag, PacketQueue
+from ssoio.transport.engine import DENIAL_COMPLETES, FIRST_MESSAGE, Flag, PacketQueue
 
 __all__ = ["HttpProtocol", "WebSocketProtocol"]
 
@@ -444,7 +444,10 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self.handshake_complete = self.close_sent = True
             self._answer_and_close(self.response)
             return
-        extensions: dict[str, dict[object, object]] = {"websocket.http.response": {}}
+        extensions: dict[str, dict[object, object]] = {
+            "websocket.http.response": {},
+            DENIAL_COMPLETES: {},
+        }
         if isinstance(self.conn, _UpgradedProtocol):
             extensions[FIRST_MESSAGE] = {}
         raw_path, _, query = path.partition("?")
@@ -478,6 +481,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     async def send(self, message: ASGISendEvent) -> None:
         if message["type"] != "websocket.accept":
             await super().send(message)
+            if message["type"] == "websocket.http.response.body" and not message.get(
+                "more_body", False
+            ):
+                # a denial response answered the handshake (uvicorn 0.54 does not say so,
+                # and logs an error when the application returns: DENIAL_COMPLETES)
+                self.handshake_complete = True
             return
         first = message.get(FIRST_MESSAGE)
         if isinstance(first, str) and isinstance(self.conn, _UpgradedProtocol):

@@ -54,6 +54,7 @@ from ssoio.errors import (
     TokenMalformed,
     UnknownEvent,
 )
+from ssoio.responses import refusal_body
 from ssoio.transport.engine import EngineSocket
 from ssoio.transport.ports import SocketApp
 
@@ -247,10 +248,11 @@ class SocketServer(SocketServerBase[App]):
 
         return on_disconnect
 
-    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> bool | None:
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         environ["REMOTE_ADDR"] = client_address(environ)
-        if not self.gateway.session_opened(eio_sid, environ["REMOTE_ADDR"]):
-            return False
+        refused = session_refusal(self.gateway.session_opened(eio_sid, environ["REMOTE_ADDR"]))
+        if refused is not None:
+            return refused
         await super()._handle_eio_connect(eio_sid, environ)
         return None
 
@@ -376,7 +378,17 @@ class SocketServer(SocketServerBase[App]):
 
 
 def _error(error: SsoioError) -> dict[str, Any]:
-    return {"ok": False, "error": error.as_dict()}
+    return refusal_body(error)
+
+
+def session_refusal(opened: bool | SsoioError) -> Any:
+    """What python-engineio's ``connect`` handler returns for ``SocketApp.session_opened``'s
+    answer: None opens the session; False refuses it (python-engineio's bare 401); a
+    refusal body refuses it with that body (401, JSON; ``guard.TransportGuard`` gives it
+    the code's own status)."""
+    if opened is True:
+        return None
+    return False if opened is False else refusal_body(opened)
 
 
 class StockSocketServer(SocketServerBase[App]):
@@ -401,10 +413,11 @@ class StockSocketServer(SocketServerBase[App]):
         self.eio.on("connect", self._on_session)
         self.eio.on("disconnect", self._on_session_end)
 
-    async def _on_session(self, eio_sid: str, environ: dict[str, Any]) -> bool | None:
+    async def _on_session(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         environ["REMOTE_ADDR"] = client_address(environ)
-        if not self.gateway.session_opened(eio_sid, environ["REMOTE_ADDR"]):
-            return False  # python-engineio answers 401 and forgets the session
+        refused = session_refusal(self.gateway.session_opened(eio_sid, environ["REMOTE_ADDR"]))
+        if refused is not None:
+            return refused  # python-engineio answers 401 and forgets the session
         result: bool | None = await self._socketio_eio_connect(eio_sid, environ)
         return result
 

@@ -18,6 +18,12 @@
 // Test-only control routes (never part of a real provider):
 //   POST /__test/rotate[?drop_old=1]  new RSA key, signs from now on; answers {"kid", "kids"}
 //   GET  /__test/kids                 {"kids": [...]} in signing-preference order
+//
+// The crowd (test-only accounts for load-shaped tests): `crowd-1` ... `crowd-99999`, tenant
+// acme, no roles, scope chat. The client `ssoio-crowd` gets a crowd member's access token in
+// one request with the grant CROWD_GRANT (`username` parameter, no password): the same JWT an
+// authorization-code login would give, without the five round trips of a login, so a test
+// can have hundreds of distinct users in a few seconds.
 
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
@@ -75,6 +81,7 @@ const RESOURCE_SCOPES = {
   'ssoio-web': 'openid profile email chat',
   'ssoio-backend': 'ssoio:emit',
   'ssoio-backend-noscope': '',
+  'ssoio-crowd': 'openid profile email chat',
 };
 
 // Claims of client-credentials tokens: the backend of tenant acme (ssoio's API disconnects
@@ -95,6 +102,18 @@ const USERS = {
   erin: { roles: [], groups: ['/sales'], tenant: 'acme' },
 };
 
+const CROWD = /^crowd-[1-9][0-9]{0,4}$/;
+const CROWD_GRANT = 'urn:ssoio:test:crowd';
+
+function known(username) {
+  // Own-property check: "__proto__" or "constructor" must not count as users.
+  return Object.hasOwn(USERS, username) || CROWD.test(username);
+}
+
+function userOf(username) {
+  return Object.hasOwn(USERS, username) ? USERS[username] : { roles: [], groups: [], tenant: 'acme' };
+}
+
 function passwordOf(username) {
   return `${username}-pw`;
 }
@@ -102,7 +121,7 @@ function passwordOf(username) {
 // Keycloak-shaped claims. Used both for the ID token / userinfo (filtered by scope through the
 // `claims` configuration) and for the access token (through extraTokenClaims, unfiltered).
 function claimsOf(username) {
-  const user = USERS[username];
+  const user = userOf(username);
   return {
     sub: username,
     preferred_username: username,
@@ -116,7 +135,7 @@ function claimsOf(username) {
 }
 
 function checkPassword(username, password) {
-  // Own-property check: "__proto__" or "constructor" must not count as users.
+  // The crowd has no password: it signs in through CROWD_GRANT only.
   if (!Object.hasOwn(USERS, username)) return false;
   const expected = Buffer.from(passwordOf(username));
   const given = Buffer.from(String(password ?? ''));
@@ -271,6 +290,39 @@ function machineClient(clientId) {
   };
 }
 
+function crowdClient() {
+  return { ...machineClient('ssoio-crowd'), grant_types: [CROWD_GRANT] };
+}
+
+function resourceServerInfo(clientId) {
+  return {
+    scope: RESOURCE_SCOPES[clientId] ?? '',
+    audience: AUDIENCE,
+    accessTokenFormat: 'jwt',
+    accessTokenTTL: AT_TTL,
+    jwt: { sign: { alg: 'RS256' } },
+  };
+}
+
+// CROWD_GRANT: a crowd member's access token for ssoio's API, issued as the
+// authorization-code grant would issue it (a grant, the resource server's JWT format).
+async function crowdGrant(ctx) {
+  const { provider, client, params } = ctx.oidc;
+  const username = String(params.username ?? '');
+  if (!CROWD.test(username)) throw new oidcErrors.InvalidGrant('not a crowd member');
+  const scope = RESOURCE_SCOPES[client.clientId];
+  const grant = new provider.Grant({ accountId: username, clientId: client.clientId });
+  grant.addOIDCScope('openid profile email');
+  grant.addResourceScope(RESOURCE, scope);
+  const token = new provider.AccessToken({
+    accountId: username, client, grantId: await grant.save(), gty: CROWD_GRANT, scope,
+  });
+  token.resourceServer = new provider.ResourceServer(RESOURCE, resourceServerInfo(client.clientId));
+  ctx.oidc.entity('AccessToken', token);
+  const value = await token.save();
+  ctx.body = { access_token: value, token_type: 'Bearer', expires_in: token.expiration, scope };
+}
+
 // The OP session id ("sid") the back-channel logout token will carry for this client. The access
 // token's own `sid` is only set by the library when the client registered a back-channel logout
 // URI with session_required, so fall back to the session record (always there for a login).
@@ -305,7 +357,8 @@ function buildProvider(issuer) {
   const provider = new Provider(issuer, {
     adapter: StoreAdapter,
     jwks,
-    clients: [webClient(), machineClient('ssoio-backend'), machineClient('ssoio-backend-noscope')],
+    clients: [webClient(), machineClient('ssoio-backend'), machineClient('ssoio-backend-noscope'),
+      crowdClient()],
     cookies: { keys: COOKIE_KEYS },
     // `profile` and `email` become scopes through this map; the custom claims stay out of the
     // ID token on purpose (ssoio authorises from access tokens).
@@ -318,7 +371,7 @@ function buildProvider(issuer) {
     // Authorization-code flow only (no implicit / hybrid), like ssoio's realm.
     responseTypes: ['code'],
     async findAccount(_ctx, sub) {
-      if (!Object.hasOwn(USERS, sub)) return undefined;
+      if (!known(sub)) return undefined;
       return {
         accountId: sub,
         async claims() {
@@ -372,13 +425,7 @@ function buildProvider(issuer) {
         useGrantedResource: async () => true,
         async getResourceServerInfo(_ctx, resourceIndicator, client) {
           if (resourceIndicator !== RESOURCE) throw new oidcErrors.InvalidTarget();
-          return {
-            scope: RESOURCE_SCOPES[client.clientId] ?? '',
-            audience: AUDIENCE,
-            accessTokenFormat: 'jwt',
-            accessTokenTTL: AT_TTL,
-            jwt: { sign: { alg: 'RS256' } },
-          };
+          return resourceServerInfo(client.clientId);
         },
       },
     },
@@ -388,7 +435,7 @@ function buildProvider(issuer) {
     async extraTokenClaims(ctx, token) {
       if (token.kind === 'ClientCredentials') return SERVICE_CLAIMS[token.clientId];
       if (token.kind !== 'AccessToken' || !token.accountId) return undefined;
-      if (!Object.hasOwn(USERS, token.accountId)) return undefined;
+      if (!known(token.accountId)) return undefined;
       const { sub: _sub, email_verified: _ev, ...claims } = claimsOf(token.accountId);
       if (GROUPS_JOIN) claims.groups = [...claims.groups, 'users'].join(GROUPS_JOIN);
       const sid = AT_SID ? await sidFor(ctx, token) : undefined;
@@ -430,6 +477,7 @@ function buildProvider(issuer) {
     },
   });
 
+  provider.registerGrantType(CROWD_GRANT, crowdGrant, ['username']);
   provider.on('server_error', (_ctx, err) => console.error('idp server_error:', err));
   provider.on('backchannel.error', (_ctx, err, client, accountId, sid) => {
     console.error(`idp backchannel.error client=${client.clientId} sub=${accountId} sid=${sid}:`, err);

@@ -39,6 +39,7 @@ START_TIMEOUT_S: Final = 30.0
 HTTP_TIMEOUT_S: Final = 10.0
 NPM_CI_TIMEOUT_S: Final = 300.0
 MAX_REDIRECTS: Final = 10
+CROWD_GRANT: Final = "urn:ssoio:test:crowd"  # idp.mjs: crowd members' tokens, tests only
 
 
 class ProviderError(RuntimeError):
@@ -413,6 +414,24 @@ class NodeProvider:
             data["scope"] = scope
         tokens = await self._token_request(data, client_id, client_secret)
         return str(tokens["access_token"])
+
+    async def crowd_tokens(self, count: int, *, concurrency: int = 20) -> list[str]:
+        """Access tokens of ``count`` distinct crowd members (``crowd-1`` ...; idp.mjs's
+        test-only grant: one request each, no login pages)."""
+        token_endpoint = (await self.metadata())["token_endpoint"]
+        gate = asyncio.Semaphore(concurrency)
+        auth = httpx.BasicAuth("ssoio-crowd", "ssoio-crowd-secret")
+
+        async def one(client: httpx.AsyncClient, number: int) -> str:
+            data = {"grant_type": CROWD_GRANT, "username": f"crowd-{number}"}
+            async with gate:
+                response = await client.post(token_endpoint, data=data, auth=auth)
+            if response.status_code != httpx.codes.OK:
+                raise ProviderError(f"crowd grant refused: {response.status_code} {response.text}")
+            return str(response.json()["access_token"])
+
+        async with self._client() as client:
+            return list(await asyncio.gather(*(one(client, n + 1) for n in range(count))))
 
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
         """Redeem a refresh token of ssoio-web; returns the new token response."""

@@ -30,7 +30,9 @@ FRONT = "/auth/frontchannel-logout"
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def setup() -> AsyncIterator[LoginSetup]:
-    async with login_setup(access_token_sid=False, landing=True) as running:
+    # (a small front-channel bucket, for the flood test)
+    limits = {"logouts_per_ip": {"rate": 5, "burst": 300}}
+    async with login_setup(access_token_sid=False, landing=True, limits=limits) as running:
         yield running
 
 

@@ -132,7 +132,7 @@ def config_file(tmp_path: Path, node_idp: NodeProvider) -> Path:
     text = text.replace(
         'admin_requires = "scope:ssoio:admin"', 'admin_requires = "scope:ssoio:emit"'
     )
-    text = text.replace("connects_per_ip = { rate = 5, burst = 30 }",
+    text = text.replace("connects_per_ip = { rate = 5, burst = 200 }",
                         "connects_per_ip = { rate = 1000, burst = 1000 }")  # fmt: skip
     path = tmp_path / "ssoio.toml"
     path.write_text(text)

@@ -3,93 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ssoio.errors import SsoioError
-from ssoio.oidc.providers import IdentityProviders
-from ssoio.policy.engine import Policy
-from ssoio.realtime.gateway import Gateway, room_key
-from ssoio.settings import load_settings
-from tests.policy.conftest import claims_of
-from tests.support.clock import FakeClock
-from tests.support.fake_idp import FakeIdp
-from tests.support.forge import SigningKey, forge
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "ssoio.example.toml"
-ISSUER = "https://idp.test/realms/acme"
-
-
-@dataclass
-class FakeTransport:
-    emitted: list[tuple[str, Any, Any]] = field(default_factory=list)
-    rooms: dict[str, set[str]] = field(default_factory=dict)
-    disconnected: list[str] = field(default_factory=list)
-    closed: list[str] = field(default_factory=list)
-
-    async def emit(
-        self,
-        event: str,
-        data: Any,
-        *,
-        to: str | list[str],
-        namespace: str,
-        ignore_queue: bool = False,
-    ) -> None:
-        self.emitted.append((event, data, to))
-
-    async def enter(self, sid: str, room: str, namespace: str) -> None:
-        self.rooms.setdefault(room, set()).add(sid)
-
-    async def leave(self, sid: str, room: str, namespace: str) -> None:
-        self.rooms.get(room, set()).discard(sid)
-
-    async def disconnect(self, sid: str, namespace: str) -> None:
-        self.disconnected.append(sid)
-
-    async def close_session(self, eio_sid: str) -> None:
-        self.closed.append(eio_sid)
-
-    def to(self, target: str) -> list[tuple[str, Any]]:
-        return [(e, d) for e, d, t in self.emitted if t == target or target in t]
-
-
-@dataclass
-class World:
-    gateway: Gateway
-    transport: FakeTransport
-    clock: FakeClock
-    token: Callable[..., str]
-
-    async def connect(self, user: str, sid: str | None = None, **claims: Any) -> str:
-        sid = sid or f"sid-{user}"
-        auth = {"token": self.token(user, **claims)}
-        await self.gateway.connect(sid, f"e-{sid}", "/", {"REMOTE_ADDR": "10.0.0.1"}, auth)
-        return sid
-
-    async def send(self, sid: str, event: str, payload: Any = None) -> dict[str, Any] | None:
-        return await self.gateway.handle_event(sid, event, [] if payload is None else [payload])
-
-
-@pytest.fixture
-async def world(rsa_key: SigningKey, clock: FakeClock) -> Any:
-    settings = load_settings(EXAMPLE, env={"SSOIO_ISSUER": ISSUER})
-    idp = FakeIdp(issuer=ISSUER, keys=[rsa_key])
-    providers = IdentityProviders(settings, clock=clock, http=idp.client())
-    transport = FakeTransport()
-    gateway = Gateway(settings, providers, Policy(settings), transport, clock=clock)
-
-    def token(user: str, **overrides: Any) -> str:
-        claims = {**claims_of(user), "iss": ISSUER, "aud": "ssoio-api", "iat": int(clock()),
-                  "exp": int(clock()) + 300, "sid": f"idp-session-{user}", **overrides}  # fmt: skip
-        return forge({"alg": "RS256", "typ": "at+jwt", "kid": rsa_key.kid}, claims, rsa_key)
-
-    yield World(gateway, transport, clock, token)
-    await providers.http.aclose()
+from ssoio.realtime.gateway import room_key
+from tests.realtime.conftest import World
 
 
 async def test_connect_auto_joins_and_indexes(world: World) -> None:
@@ -101,7 +21,7 @@ async def test_connect_auto_joins_and_indexes(world: World) -> None:
 
 
 async def test_connect_refusal_counts_against_the_ip(world: World) -> None:
-    for _ in range(10):  # failed_auth_per_ip burst
+    for _ in range(world.gateway.settings.limits.failed_auth_per_ip.burst):
         with pytest.raises(SsoioError, match="signature"):
             await world.gateway.connect("s", "e", "/", {"REMOTE_ADDR": "10.9.9.9"},
                                         {"token": world.token("alice")[:-4] + "AAAA"})  # fmt: skip
@@ -273,13 +193,31 @@ async def test_refresh_refusals(world: World, overrides: dict[str, Any], code: s
 
 
 async def test_unauthenticated_sessions_time_out_and_are_capped(world: World) -> None:
-    assert all(world.gateway.session_opened(f"e{i}", "10.1.1.1") for i in range(20))
-    assert not world.gateway.session_opened("e20", "10.1.1.1")
-    assert world.gateway.session_opened("x", "10.1.1.2")
+    """Idle sessions (older than realtime.handshake_window_s) are capped per address;
+    younger ones are still handshaking and do not count against that cap."""
+    opened = world.gateway.session_opened
+    assert all(opened(f"e{i}", "10.1.1.1") is True for i in range(20))
+    assert opened("young", "10.1.1.1") is True  # all 20 are in their handshake window
+    world.clock.advance(world.gateway.settings.realtime.handshake_window_s)
+    refused = opened("e20", "10.1.1.1")
+    assert isinstance(refused, SsoioError)
+    assert refused.code == "rate_limited"
+    assert opened("x", "10.1.1.2") is True
     world.clock.advance(5)
     await world.gateway.tick()
-    assert sorted(world.transport.closed) == sorted([f"e{i}" for i in range(20)] + ["x"])
-    assert world.gateway.session_opened("e21", "10.1.1.1")
+    expected = [f"e{i}" for i in range(20)] + ["young", "x"]
+    assert sorted(world.transport.closed) == sorted(expected)
+    assert opened("e21", "10.1.1.1") is True
+
+
+async def test_handshakes_inside_the_window_have_a_ceiling(world: World) -> None:
+    """realtime.max_handshakes_per_ip bounds a flood that stays inside the window."""
+    opened = world.gateway.session_opened
+    ceiling = world.gateway.settings.realtime.max_handshakes_per_ip
+    assert all(opened(f"h{i}", "10.1.1.1") is True for i in range(ceiling))
+    assert opened("over", "10.1.1.1") is not True
+    assert opened("other", "10.1.1.2") is True
+    assert world.gateway.unauthenticated_sessions == ceiling + 1
 
 
 async def test_a_failing_timer_does_not_drop_the_others_due(

@@ -61,12 +61,13 @@ AUDIENCE: Final = "ssoio-api"
 CLIENT_ID: Final = "ssoio-web"
 SETTLE_TIMEOUT_S: Final = 2.0
 STOP_TIMEOUT_S: Final = 2.0
-# Every test client connects from 127.0.0.1 and the fake clock stands still (buckets never
-# refill): the per-IP and per-connection limits get a suite-sized budget. The limits have
-# cases of their own, with their own settings.
+# Every test client connects from 127.0.0.1, mostly as the same few users, and the fake
+# clock stands still (buckets never refill): the per-IP, per-user and per-connection rate
+# limits get a suite-sized budget. The limits have cases of their own (test_limits.py).
 GENEROUS_LIMITS: Final = {
     "connects_per_ip": {"rate": 1000, "burst": 100_000},
     "failed_auth_per_ip": {"rate": 1000, "burst": 100_000},
+    "connects_per_user": {"rate": 1000, "burst": 100_000},
     "events_per_connection": {"rate": 1000, "burst": 10_000},
     "events_per_user": {"rate": 1000, "burst": 100_000},
 }

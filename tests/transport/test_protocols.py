@@ -18,7 +18,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
-from ssoio.transport.engine import FIRST_MESSAGE
+from ssoio.transport.engine import DENIAL_COMPLETES, FIRST_MESSAGE
 from ssoio.transport.protocols import HttpProtocol, WebSocketProtocol, _Handshake
 
 KEY_LINES = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
@@ -131,7 +131,8 @@ async def test_the_application_sees_the_request_as_uvicorn_shows_it(deflate: boo
         scopes.append(app.scopes[0])
     ours_scope, theirs = scopes
     theirs["headers"] = [(name.lower(), value) for name, value in theirs["headers"]]
-    assert ours_scope.pop("extensions") == {**theirs.pop("extensions"), FIRST_MESSAGE: {}}
+    ours_extensions = {**theirs.pop("extensions"), FIRST_MESSAGE: {}, DENIAL_COMPLETES: {}}
+    assert ours_scope.pop("extensions") == ours_extensions
     assert ours_scope == theirs
     assert ours_scope["path"] == "/socket.io/a b"
     assert ours_scope["query_string"] == b"EIO=4&x=%2F"
