@@ -71,6 +71,7 @@ LABELS = {
     "tuned": "bare, tuned as ssoio runs",
     "ssoio": "ssoio",
     "stock": "ssoio, stock transport",
+    "previous": "ssoio, previous revision (--previous)",
 }
 
 
@@ -159,13 +160,17 @@ def free_port() -> int:
 class Child:
     """A child process with a bounded stop: SIGINT, then SIGKILL."""
 
-    def __init__(self, name: str, argv: list[str], log: Path, core: int) -> None:
+    def __init__(
+        self, name: str, argv: list[str], log: Path, core: int, tree: Path = ROOT
+    ) -> None:
         self.name = name
         self.log = log
+        # another checkout (--previous) runs its own ssoio, not the installed one
+        env = None if tree == ROOT else {**os.environ, "PYTHONPATH": str(tree)}
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                preexec_fn=pinned_to(core), cwd=ROOT,
+                preexec_fn=pinned_to(core), cwd=tree, env=env,
             )  # fmt: skip
 
     @property
@@ -225,9 +230,9 @@ class Bench:
         with urllib.request.urlopen(self.jwks_uri, timeout=10) as answer:  # noqa: S310
             json.load(answer)
 
-    def child(self, name: str, argv: list[str], core: int) -> Child:
+    def child(self, name: str, argv: list[str], core: int, tree: Path = ROOT) -> Child:
         self.logs += 1
-        child = Child(name, argv, self.dir / f"{self.logs:02d}-{name}.log", core)
+        child = Child(name, argv, self.dir / f"{self.logs:02d}-{name}.log", core, tree)
         self.stack.callback(child.stop)
         return child
 
@@ -237,14 +242,16 @@ class Bench:
         argv = [sys.executable, str(HERE / "servers" / "bare.py"), "--port", str(port)]
         if kind == "tuned":
             argv.append("--tuned")
-        if kind in ("ssoio", "stock"):
-            argv = [sys.executable, str(HERE / "servers" / "ssoio_node.py"), "--port", str(port),
+        tree = self.args.previous if kind == "previous" else ROOT
+        if kind in ("ssoio", "stock", "previous"):
+            node = tree / "benchmarks" / "servers" / "ssoio_node.py"
+            argv = [sys.executable, str(node), "--port", str(port),
                     "--issuer", ISSUER, "--jwks-uri", self.jwks_uri]  # fmt: skip
             if kind == "stock":
                 argv += ["--transport", "stock"]
             if profile is not None:
                 argv += ["--profile", str(profile)]
-        child = self.child(kind, argv, SERVER_CORE)
+        child = self.child(kind, argv, SERVER_CORE, tree)
         try:
             child.wait_listening(port)
             yield child, port
@@ -626,6 +633,11 @@ def main() -> None:
         "--stock-transport", action="store_true",
         help="also measure ssoio with server.transport = \"stock\" (upstream classes only)",
     )  # fmt: skip
+    parser.add_argument(
+        "--previous", type=Path, default=None,
+        help="also measure ssoio from this checkout of an earlier revision (git worktree "
+        "add DIR REV), interleaved with the current one: what a change cost",
+    )  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS, help="report file")
     args = parser.parse_args()
 
@@ -638,6 +650,7 @@ def main() -> None:
         bench = Bench(args, stack)
         kinds = ["bare", "tuned", "ssoio"] if args.tuned_baseline else list(KINDS)
         kinds += ["stock"] if args.stock_transport else []
+        kinds += ["previous"] if args.previous else []
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {
             kind: {phase: [] for phase in PHASES} for kind in kinds
         }
