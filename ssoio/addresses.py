@@ -11,11 +11,13 @@ way.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 __all__ = ["client_key", "network_key"]
 
 
+@functools.lru_cache(maxsize=4096)  # parsed three times per connect otherwise
 def network_key(host: str | None) -> str | None:
     """The key ``host`` is counted under; None when it is no IP address."""
     try:

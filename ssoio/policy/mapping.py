@@ -99,19 +99,19 @@ def map_claims(claims: Mapping[str, Any], mapping: ClaimMapping, issuer: str) ->
             f"the subject claim {mapping.subject} is missing", claim=mapping.subject
         )
     exp = claims.get("exp")
-    if not _warned:
-        _warn_once(claims, mapping)
     return Principal(
         issuer=issuer,
         subject=subject,
         username=_string(claims, mapping.username),
         email=_string(claims, mapping.email),
         name=_string(claims, mapping.name),
-        roles=_interned(frozenset(_values(claims, mapping.roles, mapping.split.get("roles")))),
+        roles=_interned(
+            frozenset(_values(claims, mapping.roles, mapping.split.get("roles"), "roles"))
+        ),
         groups=_interned(
             frozenset(
                 normalise_group(g)
-                for g in _values(claims, mapping.groups, mapping.split.get("groups"))
+                for g in _values(claims, mapping.groups, mapping.split.get("groups"), "groups")
             )
         ),
         # Scopes are space-separated (RFC 6749 §3.3) unless the mapping says otherwise.
@@ -193,25 +193,32 @@ def _separator_in(value: str) -> str | None:
 _warned: list[DelimitedClaim] = []  # the first one seen, logged once per process
 
 
-def _warn_once(claims: Mapping[str, Any], mapping: ClaimMapping) -> None:
-    found = delimited_claims(claims, mapping)
-    if found and not _warned:
-        _warned.append(found[0])
-        first = found[0]
-        log.warning(
-            "claims.delimited_string field=%s path=%s separator=%r parts=%d: the claim is "
-            "one string, taken as one value; if it is a list, add %s to [issuers.claims]",
-            first.field, first.path, first.separator, first.parts, first.suggestion,
-        )  # fmt: skip
+def _warn_once(field: str, path: str, value: str) -> None:
+    """A roles or groups claim that arrived as one string with a usual separator in it,
+    while the mapping does not split it: logged once per process (found while mapping, so
+    a well-configured node pays nothing for the check)."""
+    separator = _separator_in(value)
+    if separator is None or _warned:
+        return
+    first = DelimitedClaim(field, path, separator, len(_split(value, separator)))
+    _warned.append(first)
+    log.warning(
+        "claims.delimited_string field=%s path=%s separator=%r parts=%d: the claim is "
+        "one string, taken as one value; if it is a list, add %s to [issuers.claims]",
+        first.field, first.path, first.separator, first.parts, first.suggestion,
+    )  # fmt: skip
 
 
 def _values(
     claims: Mapping[str, Any],
     paths: tuple[str, ...],
     separator: str | None = None,
+    field: str | None = None,
     *,
     numbers: bool = False,
 ) -> list[str]:
+    """The values at ``paths``; ``field`` (roles, groups) is watched for delimited strings
+    the mapping does not split."""
     values: list[str] = []
     for path in paths:
         value = _lookup(claims, path)
@@ -220,9 +227,14 @@ def _values(
         if isinstance(value, str):
             # A lone role or group arrives as a bare string from some providers (ADFS, Okta
             # group claims); a delimited one only where the mapping names its separator.
+            if separator is None and field is not None and not _warned:
+                _warn_once(field, path, value)
             values.extend(_split(value, separator))
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            values.extend(v for item in value for v in _split(item, separator))
+            if separator is None:
+                values.extend(value)
+            else:
+                values.extend(v for item in value for v in _split(item, separator))
         elif numbers and isinstance(value, int) and not isinstance(value, bool):
             values.append(str(value))  # attributes may be numeric ids, such as a tenant number
         else:
