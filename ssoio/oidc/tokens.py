@@ -143,7 +143,7 @@ class TokenVerifier:
         signer = await check_signature(self._keys, issuer.settings, jws)
         expires_at = check_access_token(jws.claims, issuer.rules, self._clock())
         verified = VerifiedToken(issuer.settings, MappingProxyType(jws.claims), expires_at, key)
-        return verified, signer.thumbprint()
+        return verified, self._keys.thumbprint(issuer.settings, signer)
 
     def _issuer_of(self, claims: Mapping[str, Any]) -> _Issuer:
         iss = claims.get("iss")

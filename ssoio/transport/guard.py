@@ -74,12 +74,13 @@ class TransportGuard:
         if not serves_engine(str(scope.get("path", "")), self.path):
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
-            if _transport(scope) != "websocket":
+            query = _query(scope)
+            if query.get("transport", [""])[0] != "websocket":
                 # python-engineio takes a WebSocket without transport=websocket for a
                 # polling handshake: a session nobody can reach, holding a slot
                 await send({"type": "websocket.close", "code": 1008})
                 return
-            if not _query(scope).get("sid"):
+            if not query.get("sid"):
                 send = _refused_websocket(scope, send)
             frames = _WebSocketFrames(receive, send, self.max_http_bytes)
             await self.app(scope, frames.receive, frames.send)
@@ -89,7 +90,7 @@ class TransportGuard:
             await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        query = parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
+        query = _query(scope)
         refused = _refusal(scope, query)
         if refused is not None:
             await error_response(refused)(scope, receive, send)
@@ -121,10 +122,6 @@ class TransportGuard:
 
 def _query(scope: Scope) -> dict[str, list[str]]:
     return parse_qs(bytes(scope.get("query_string", b"")).decode("latin-1"))
-
-
-def _transport(scope: Scope) -> str:
-    return _query(scope).get("transport", [""])[0]
 
 
 # The refusals a handshake can get from the application, by the code in its body.
