@@ -160,9 +160,7 @@ def free_port() -> int:
 class Child:
     """A child process with a bounded stop: SIGINT, then SIGKILL."""
 
-    def __init__(
-        self, name: str, argv: list[str], log: Path, core: int, tree: Path = ROOT
-    ) -> None:
+    def __init__(self, name: str, argv: list[str], log: Path, core: int, tree: Path = ROOT) -> None:
         self.name = name
         self.log = log
         # another checkout (--previous) runs its own ssoio, not the installed one
