@@ -263,6 +263,8 @@ class Admission:
 
     def disconnected(self, sid: str, eio_sid: str | None, reason: str) -> None:
         """A namespace connection ended (either side)."""
+        live = self.connections.get(sid)
+        rooms = tuple(sorted(live.rooms)) if live is not None else ()  # (removal empties it)
         connection = self.connections.remove(sid)
         if connection is None:
             return
@@ -271,7 +273,7 @@ class Admission:
             "auth.disconnect", issuer=principal.issuer, sub=principal.subject, reason=str(reason)
         )
         if self.recovery is not None:
-            self.recovery.closed(connection, str(reason))
+            self.recovery.closed(connection, str(reason), rooms)
         if eio_sid is not None:
             # The transport stays open for a new authenticated connect, for a while.
             self._await_authentication(eio_sid, self.limits.address(connection.ip)[0])

@@ -236,12 +236,12 @@ class Recovery:
         if self.live_elsewhere is not None and connection.pid and connection.recoverable:
             self._spawn(self._save(connection, None))
 
-    def closed(self, connection: Connection, reason: str) -> None:
-        """A connection ended: recoverable for a while, or forgotten."""
+    def closed(self, connection: Connection, reason: str, rooms: tuple[str, ...]) -> None:
+        """A connection ended (in ``rooms``): recoverable for a while, or forgotten."""
         if connection.pid is None:
             return
         if connection.recoverable and reason in RECOVERABLE_REASONS and connection.since:
-            self._spawn(self._save(connection, self.clock()))
+            self._spawn(self._save(connection, self.clock(), rooms))
         else:
             self._spawn(self._kill(connection.pid))
 
@@ -266,11 +266,15 @@ class Recovery:
         except StoreUnavailable:
             return None
 
-    async def _save(self, connection: Connection, disconnected_at: float | None) -> None:
+    async def _save(
+        self, connection: Connection, disconnected_at: float | None,
+        rooms: tuple[str, ...] | None = None,
+    ) -> None:  # fmt: skip
         principal = connection.principal
+        rooms = tuple(sorted(connection.rooms)) if rooms is None else rooms
         record = SessionRecord(
             pid=str(connection.pid), issuer=principal.issuer, subject=principal.subject,
-            namespace=connection.namespace, rooms=tuple(sorted(connection.rooms)),
+            namespace=connection.namespace, rooms=rooms,
             since=connection.since, web_session=connection.web_session,
             idp_session=principal.session_id, disconnected_at=disconnected_at, node=self.node,
         )  # fmt: skip

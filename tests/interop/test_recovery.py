@@ -1,0 +1,208 @@
+"""Connection state recovery with the official ``socket.io-client`` 4.8 (node) against a
+real ssoio node (uvicorn on 127.0.0.1) and the node OpenID Provider's tokens: the wire
+protocol of socket.io 4.6+ (pid, offsets, ``socket.recovered``), and every grant
+re-checked on recovery. Single node, in memory (the cluster: test_recovery_cluster.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from ssoio.app import SsoServer
+from tests.support.transport_path import ssoio_only
+
+from .js_client import run_js_client
+from .provider import NodeProvider
+from .ssoio_server import example_settings, running_ssoio
+
+RECOVERY = (
+    "socketio.server: connection state recovery needs ssoio's SocketServer (the CONNECT "
+    "answer's pid, live events held while missed ones are replayed)"
+)
+pytestmark = [pytest.mark.interop, ssoio_only(RECOVERY)]
+
+GENERAL, STAFF = "tenant:acme:general", "staff"
+GENEROUS = {
+    "connects_per_ip": {"rate": 1000, "burst": 1000},
+    "failed_auth_per_ip": {"rate": 1000, "burst": 1000},
+}
+RECORDED = ["chat:message", "room:revoked", "auth:revoked", "note"]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def node(node_idp: NodeProvider) -> AsyncIterator[tuple[str, SsoServer]]:
+    settings = example_settings(
+        node_idp, limits=GENEROUS, recovery={"enabled": True, "max_disconnection_s": 2}
+    )
+    async with running_ssoio(settings) as running:
+        yield running
+
+
+def join(room: str) -> dict[str, Any]:
+    return {"op": "emit", "event": "room:join", "args": [{"room": room}], "ack": True}
+
+
+def recovery_script(
+    url: str, auth: dict[str, Any], signals: Path, rooms: tuple[str, ...] = (GENERAL, STAFF),
+    before: list[dict[str, Any]] | None = None, reconnect: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Connect, join ``rooms``, lose the transport, tell the test (file ``closed``), wait
+    for its ``go``, connect again (``reconnect`` steps first), collect for a moment."""
+    return {
+        "url": url,
+        "options": {"transports": ["websocket"], "auth": auth},
+        "steps": [
+            {"op": "connect"}, *[join(room) for room in rooms], *(before or []),
+            {"op": "close_transport"}, {"op": "sleep", "ms": 100},
+            {"op": "write_file", "path": str(signals / "closed")},
+            {"op": "wait_file", "path": str(signals / "go"), "timeout_ms": 15000},
+            *(reconnect or []), {"op": "connect"}, {"op": "sleep", "ms": 800},
+        ],  # fmt: skip
+        "record": RECORDED,
+        "timeout_ms": 30000,
+    }
+
+
+async def while_away(
+    script: dict[str, Any], signals: Path, act: Callable[[], Awaitable[Any]]
+) -> list[dict[str, Any]]:
+    """Run the client; when it has lost its transport, ``act``, then let it reconnect."""
+    client = asyncio.create_task(run_js_client(script, timeout_s=40))
+    for _ in range(400):  # bounded: 20 s
+        if (signals / "closed").exists() or client.done():
+            break
+        await asyncio.sleep(0.05)
+    assert (signals / "closed").exists(), "the client did not lose its transport"
+    await act()
+    (signals / "go").write_text("")
+    return await client
+
+
+def connects(observations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in observations if o["type"] == "connect"]
+
+
+def messages(observations: list[dict[str, Any]], event: str = "chat:message") -> list[Any]:
+    return [o["args"] for o in observations if o["type"] == "event" and o["event"] == event]
+
+
+async def send_20(server: SsoServer, rooms: tuple[str, ...] = (GENERAL, STAFF)) -> None:
+    for number in range(20):
+        room = rooms[number % len(rooms)]
+        await server.emit("chat:message", {"room": room, "text": f"m{number}"}, room=room)
+
+
+async def test_missed_events_arrive_once_in_order_and_recovered_is_true(
+    node: tuple[str, SsoServer], node_idp: NodeProvider, tmp_path: Path
+) -> None:
+    url, server = node
+    token = (await node_idp.user_tokens("alice"))["access_token"]
+    await_first = [{"op": "write_file", "path": str(tmp_path / "joined")},
+                   {"op": "wait", "event": "chat:message", "timeout_ms": 10000}]  # fmt: skip
+    script = recovery_script(url, {"token": token}, tmp_path, before=await_first)
+    task = asyncio.create_task(while_away(script, tmp_path, lambda: send_20(server)))
+    for _ in range(400):  # bounded: 20 s
+        if (tmp_path / "joined").exists():
+            break
+        await asyncio.sleep(0.05)
+    # one live event first, so the client holds an offset (socket.io's own case)
+    await server.emit("chat:message", {"room": GENERAL, "text": "live"}, room=GENERAL)
+    observations = await task
+    first, second = connects(observations)
+    assert first["recovered"] is False
+    assert second["recovered"] is True
+    got = messages(observations)
+    assert [args[0]["text"] for args in got] == ["live"] + [f"m{n}" for n in range(20)]
+    offsets = [args[1] for args in got]  # socket.io 4.6+: the offset is the last argument
+    assert len(set(offsets)) == 21
+    assert sorted(offsets, key=lambda o: tuple(map(int, o.split("-")))) == offsets
+
+
+async def test_a_client_that_received_nothing_yet_recovers_from_its_start(
+    node: tuple[str, SsoServer], node_idp: NodeProvider, tmp_path: Path
+) -> None:
+    url, server = node
+    token = (await node_idp.user_tokens("alice"))["access_token"]
+    script = recovery_script(url, {"token": token}, tmp_path)
+    observations = await while_away(script, tmp_path, lambda: send_20(server))
+    assert [c["recovered"] for c in connects(observations)] == [False, True]
+    assert [args[0]["text"] for args in messages(observations)] == [f"m{n}" for n in range(20)]
+
+
+async def test_another_users_token_with_the_victims_pid_recovers_nothing(
+    node: tuple[str, SsoServer], node_idp: NodeProvider, tmp_path: Path
+) -> None:
+    url, server = node
+    alice = (await node_idp.user_tokens("alice"))["access_token"]
+    bob = (await node_idp.user_tokens("bob"))["access_token"]
+    # the client keeps alice's pid and offset and presents bob's token on reconnect
+    script = recovery_script(url, {"token": alice}, tmp_path,
+                             reconnect=[{"op": "set_auth", "auth": {"token": bob}}])  # fmt: skip
+    observations = await while_away(script, tmp_path, lambda: send_20(server, (STAFF,)))
+    assert [c["recovered"] for c in connects(observations)] == [False, False]
+    assert messages(observations) == []  # nothing of alice's session reaches bob
+
+
+async def test_forged_pid_or_offset_is_a_fresh_connect(
+    node: tuple[str, SsoServer], node_idp: NodeProvider, tmp_path: Path
+) -> None:
+    url, server = node
+    token = (await node_idp.user_tokens("alice"))["access_token"]
+    for number, forged in enumerate(({"pid": "A" * 24}, {"offset": "99999999999999-0"},
+                                     {"offset": "1-0"}, {"offset": "x"})):  # fmt: skip
+        signals = tmp_path / str(number)
+        signals.mkdir()
+        # auth wins over the client's own pid/offset (Object.assign({pid, offset}, auth))
+        script = recovery_script(url, {"token": token}, signals, reconnect=[
+            {"op": "set_auth", "auth": {"token": token, **forged}}])  # fmt: skip
+        observations = await while_away(script, signals, lambda: send_20(server, (GENERAL,)))
+        assert [c["recovered"] for c in connects(observations)] == [False, False], forged
+        assert messages(observations) == [], forged
+
+
+async def test_a_gap_longer_than_max_disconnection_is_not_recovered(
+    node: tuple[str, SsoServer], node_idp: NodeProvider, tmp_path: Path
+) -> None:
+    url, server = node
+    token = (await node_idp.user_tokens("alice"))["access_token"]
+    script = recovery_script(url, {"token": token}, tmp_path)
+
+    async def long_away() -> None:
+        await send_20(server, (GENERAL,))
+        await asyncio.sleep(2.5)  # recovery.max_disconnection_s = 2 here
+
+    observations = await while_away(script, tmp_path, long_away)
+    assert [c["recovered"] for c in connects(observations)] == [False, False]
+    assert messages(observations) == []
+
+
+async def test_after_a_kick_the_session_never_recovers(
+    node: tuple[str, SsoServer], node_idp: NodeProvider, tmp_path: Path
+) -> None:
+    url, server = node
+    token = (await node_idp.user_tokens("erin"))["access_token"]
+    script = {
+        "url": url, "options": {"transports": ["websocket"], "auth": {"token": token}},
+        "steps": [
+            {"op": "connect"}, join(GENERAL),
+            {"op": "write_file", "path": str(tmp_path / "closed")},
+            {"op": "wait_disconnect", "timeout_ms": 10000},
+            {"op": "wait_file", "path": str(tmp_path / "go"), "timeout_ms": 15000},
+            {"op": "connect"}, {"op": "sleep", "ms": 800},
+        ],
+        "record": RECORDED, "timeout_ms": 30000,
+    }  # fmt: skip
+
+    async def kick_then_send() -> None:
+        assert await server.disconnect_user("erin") == 1  # kicked (the server API's path)
+        await asyncio.sleep(0.3)
+        await send_20(server, (GENERAL,))
+
+    observations = await while_away(script, tmp_path, kick_then_send)
+    assert [c["recovered"] for c in connects(observations)] == [False, False]
+    assert messages(observations) == []
