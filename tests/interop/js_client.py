@@ -19,6 +19,7 @@ script::
         {"op": "set_auth", "auth": {...}},             # the next CONNECT's credential
         {"op": "set_url", "url": "http://..."},        # the next connect goes there
         {"op": "write_file", "path": P, "text": T},    # signal the test
+        {"op": "write_pid", "path": P},                # the client's recovery pid, to P
         {"op": "wait_file", "path": P, "timeout_ms": 5000}],  # the test's signal
      "record": ["event", ...],
      "timeout_ms": 20000}

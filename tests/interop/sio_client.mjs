@@ -203,6 +203,9 @@ async function runStep(socket, queues, step, index) {
     case "write_file":
       writeFileSync(step.path, step.text ?? "");
       return true;
+    case "write_pid": // the recovery session id (socket.io-client keeps it private)
+      writeFileSync(step.path, socket._pid ?? "");
+      return true;
     case "wait_file":
       return waitFile(step.path, step.timeout_ms ?? DEFAULT_WAIT_TIMEOUT_MS);
     default:

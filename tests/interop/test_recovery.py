@@ -34,11 +34,20 @@ GENEROUS = {
 RECORDED = ["chat:message", "room:revoked", "auth:revoked", "note"]
 
 
+CHAT = "chat"  # a room for tokens with scope chat (one refreshed without it loses it)
+NOTE = {  # a relay event whose `secret` only staff receive
+    "requires": "authenticated", "fields": {"room": "room", "text": "string", "secret": "string"},
+    "room_field": "room", "deliver_as": "note", "visible": {"secret": "role:staff"},
+}  # fmt: skip
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def node(node_idp: NodeProvider) -> AsyncIterator[tuple[str, SsoServer]]:
+    rooms = example_settings(node_idp).model_dump(mode="python")["rooms"]
     settings = example_settings(
-        node_idp, limits=GENEROUS, recovery={"enabled": True, "max_disconnection_s": 2}
-    )
+        node_idp, limits=GENEROUS, recovery={"enabled": True, "max_disconnection_s": 2},
+        rooms=[*rooms, {"pattern": CHAT, "join": "scope:chat"}], events={"note:send": NOTE},
+    )  # fmt: skip
     async with running_ssoio(settings) as running:
         yield running
 
@@ -57,11 +66,16 @@ def recovery_script(
         "url": url,
         "options": {"transports": ["websocket"], "auth": auth},
         "steps": [
-            {"op": "connect"}, *[join(room) for room in rooms], *(before or []),
-            {"op": "close_transport"}, {"op": "sleep", "ms": 100},
+            {"op": "connect"},
+            *[join(room) for room in rooms],
+            *(before or []),
+            {"op": "close_transport"},
+            {"op": "sleep", "ms": 100},
             {"op": "write_file", "path": str(signals / "closed")},
             {"op": "wait_file", "path": str(signals / "go"), "timeout_ms": 15000},
-            *(reconnect or []), {"op": "connect"}, {"op": "sleep", "ms": 800},
+            *(reconnect or []),
+            {"op": "connect"},
+            {"op": "sleep", "ms": 800},
         ],  # fmt: skip
         "record": RECORDED,
         "timeout_ms": 30000,
@@ -206,3 +220,68 @@ async def test_after_a_kick_the_session_never_recovers(
     observations = await while_away(script, tmp_path, kick_then_send)
     assert [c["recovered"] for c in connects(observations)] == [False, False]
     assert messages(observations) == []
+
+
+async def test_a_refresh_that_lost_a_room_recovers_without_it(
+    node: tuple[str, SsoServer], node_idp: NodeProvider, tmp_path: Path
+) -> None:
+    url, server = node
+    token = (await node_idp.user_tokens("alice"))["access_token"]
+    without_chat = await node_idp.user_tokens("alice", scope="openid profile email")
+    script = recovery_script(url, {"token": token}, tmp_path, rooms=(GENERAL, CHAT), reconnect=[
+        {"op": "set_auth", "auth": {"token": without_chat["access_token"]}}])  # fmt: skip
+    observations = await while_away(script, tmp_path, lambda: send_20(server, (GENERAL, CHAT)))
+    assert [c["recovered"] for c in connects(observations)] == [False, True]
+    assert messages(observations, "room:revoked") == [
+        [{"room": CHAT, "code": "permission_revoked"}]
+    ]
+    got = [args[0] for args in messages(observations)]
+    assert [m["text"] for m in got] == [f"m{n}" for n in range(0, 20, 2)]
+    assert {m["room"] for m in got} == {GENERAL}  # none of the lost room's events
+
+
+@pytest.mark.parametrize(("user", "sees_secret"), [("alice", True), ("erin", False)])
+async def test_missed_events_are_filtered_for_the_recipient(
+    node: tuple[str, SsoServer], node_idp: NodeProvider, tmp_path: Path, user: str,
+    sees_secret: bool,
+) -> None:  # fmt: skip
+    url, server = node
+    token = (await node_idp.user_tokens(user))["access_token"]
+
+    async def notes() -> None:
+        for number in range(3):
+            note = {"room": GENERAL, "text": f"n{number}", "secret": "s3"}
+            await server.emit("note", note, room=GENERAL)
+
+    script = recovery_script(url, {"token": token}, tmp_path, rooms=(GENERAL,))
+    observations = await while_away(script, tmp_path, notes)
+    assert [c["recovered"] for c in connects(observations)] == [False, True]
+    got = [args[0] for args in messages(observations, "note")]
+    assert [n["text"] for n in got] == ["n0", "n1", "n2"]
+    assert all(("secret" in n) is sees_secret for n in got)
+
+
+async def test_a_pid_recovered_once_cannot_be_used_again(
+    node: tuple[str, SsoServer], node_idp: NodeProvider, tmp_path: Path
+) -> None:
+    url, _server = node
+    token = (await node_idp.user_tokens("alice"))["access_token"]
+    pid_file = tmp_path / "pid"
+    first = recovery_script(url, {"token": token}, tmp_path, rooms=(GENERAL,))
+    first["steps"][-1:] = [{"op": "write_pid", "path": str(pid_file)},
+                           {"op": "wait_file", "path": str(tmp_path / "done"),
+                            "timeout_ms": 15000}]  # fmt: skip
+    holder = asyncio.create_task(while_away(first, tmp_path, lambda: asyncio.sleep(0)))
+    for _ in range(400):  # bounded: 20 s
+        if pid_file.exists() and pid_file.read_text():
+            break
+        await asyncio.sleep(0.05)
+    pid = pid_file.read_text()
+    again = {"url": url, "options": {"transports": ["websocket"],
+                                     "auth": {"token": token, "pid": pid}},
+             "steps": [{"op": "connect"}, {"op": "sleep", "ms": 300}],
+             "record": RECORDED}  # fmt: skip
+    reused = await run_js_client(again)
+    (tmp_path / "done").write_text("")
+    assert [c["recovered"] for c in connects(await holder)] == [False, True]
+    assert [c["recovered"] for c in connects(reused)] == [False]
