@@ -76,7 +76,7 @@ def recovery_script(
             *(reconnect or []),
             {"op": "connect"},
             {"op": "sleep", "ms": 800},
-        ],  # fmt: skip
+        ],
         "record": RECORDED,
         "timeout_ms": 30000,
     }
@@ -116,8 +116,10 @@ async def test_missed_events_arrive_once_in_order_and_recovered_is_true(
 ) -> None:
     url, server = node
     token = (await node_idp.user_tokens("alice"))["access_token"]
-    await_first = [{"op": "write_file", "path": str(tmp_path / "joined")},
-                   {"op": "wait", "event": "chat:message", "timeout_ms": 10000}]  # fmt: skip
+    await_first: list[dict[str, Any]] = [
+        {"op": "write_file", "path": str(tmp_path / "joined")},
+        {"op": "wait", "event": "chat:message", "timeout_ms": 10000},
+    ]
     script = recovery_script(url, {"token": token}, tmp_path, before=await_first)
     task = asyncio.create_task(while_away(script, tmp_path, lambda: send_20(server)))
     for _ in range(400):  # bounded: 20 s
