@@ -140,9 +140,15 @@ class Admission:
         """A recovered session's rooms (those still allowed) and what it missed, as
         the recipient may see it; sent after the CONNECT answer (``replay``), before any
         live event of its rooms (the transport holds those until then)."""
-        for room in restored.rooms:
-            if room not in connection.rooms:
-                await self.rooms.enter(connection, room)
+        assert self.recovery is not None
+        entered = [room for room in restored.rooms if room not in connection.rooms]
+        for room in entered:
+            await self.rooms.enter(connection, room)
+        if not await self.recovery.missed(restored, connection):  # a fresh session after all
+            for room in entered:
+                await self.rooms.exit(connection, room)
+            await self.recovery.begin(connection)
+            return
         connection.replay = [
             ["room:revoked", {"room": room, "code": "permission_revoked"}]
             for room in restored.revoked

@@ -88,6 +88,7 @@ class Restored:
     rooms: list[str]
     revoked: list[str]
     since: str  # the session's start, kept: its old offsets stay its own
+    after: Offset  # where the client stopped
     events: list[LoggedEvent] = field(default_factory=list)
 
 
@@ -132,10 +133,35 @@ class Recovery:
                          sub=principal.subject)  # fmt: skip
             return None
         connection.pid, connection.since = auth["pid"], restored.since
-        self.observe("recovery.succeeded", issuer=connection.principal.issuer,
-                     sub=connection.principal.subject, rooms=len(restored.rooms),
-                     revoked=len(restored.revoked), replayed=len(restored.events))  # fmt: skip
         return restored
+
+    async def missed(self, restored: Restored, connection: Connection) -> bool:
+        """Read what the session missed in its restored rooms (``restored.events``),
+        once ``connection`` is in them: an event logged from now on reaches it live (held
+        by the transport until the replay is out, and dropped there when replayed).
+        False: not recovered after all (a gap, too many, the store down)."""
+        principal, limit = connection.principal, self.settings.max_replay
+        try:
+            events = await self._guarded(self.store.read(restored.rooms, restored.after, limit))
+        except _Refused as refused:
+            self.observe("recovery.refused", reason=refused.reason, issuer=principal.issuer,
+                         sub=principal.subject)  # fmt: skip
+            return False
+        except LookupError:
+            return self._refused(connection, "gap_trimmed")
+        except OverflowError:
+            return self._refused(connection, "too_many_missed")
+        restored.events = [e for e in events if e.room in restored.rooms]
+        self.observe("recovery.succeeded", issuer=principal.issuer, sub=principal.subject,
+                     rooms=len(restored.rooms), revoked=len(restored.revoked),
+                     replayed=len(restored.events))  # fmt: skip
+        return True
+
+    def _refused(self, connection: Connection, reason: str) -> bool:
+        principal = connection.principal
+        self.observe("recovery.refused", reason=reason, issuer=principal.issuer,
+                     sub=principal.subject)  # fmt: skip
+        return False
 
     async def _restore(self, pid: object, offset: object, connection: Connection) -> Restored:
         if not valid_pid(pid):
@@ -147,13 +173,7 @@ class Recovery:
         await self._check(record, connection)
         after = await self._position(record, offset)
         allowed, revoked = self._rooms(record, connection)
-        try:
-            events = await self._guarded(self.store.read(allowed, after, self.settings.max_replay))
-        except LookupError:
-            raise _Refused("gap_trimmed") from None
-        except OverflowError:
-            raise _Refused("too_many_missed") from None
-        return Restored(allowed, revoked, record.since, [e for e in events if e.room in allowed])
+        return Restored(allowed, revoked, record.since, after)
 
     async def _check(self, record: SessionRecord, connection: Connection) -> None:
         principal = connection.principal

@@ -17,7 +17,7 @@ from ssoio.app import SsoServer
 from tests.support.transport_path import ssoio_only
 
 from .js_client import run_js_client
-from .provider import NodeProvider
+from .provider import NodeProvider, jwt_payload
 from .ssoio_server import example_settings, running_ssoio
 
 RECOVERY = (
@@ -287,3 +287,55 @@ async def test_a_pid_recovered_once_cannot_be_used_again(
     (tmp_path / "done").write_text("")
     assert [c["recovered"] for c in connects(await holder)] == [False, True]
     assert [c["recovered"] for c in connects(reused)] == [False]
+
+
+async def test_events_sent_during_the_reconnect_arrive_once_and_in_order(
+    node: tuple[str, SsoServer], node_idp: NodeProvider, tmp_path: Path
+) -> None:
+    """Live events keep coming while the client reconnects: the ones it missed are
+    replayed after the CONNECT answer, the live ones follow, none twice, none lost."""
+    url, server = node
+    token = (await node_idp.user_tokens("alice"))["access_token"]
+    script = recovery_script(url, {"token": token}, tmp_path, rooms=(GENERAL,))
+    script["steps"][-1] = {"op": "sleep", "ms": 1500}
+    stop = asyncio.Event()
+
+    async def stream() -> None:
+        for number in range(100_000):  # bounded by the client's run
+            if stop.is_set():
+                return
+            await server.emit("chat:message", {"room": GENERAL, "text": str(number)},
+                              room=GENERAL)  # fmt: skip
+            await asyncio.sleep(0.005)
+
+    sender = asyncio.create_task(stream())
+    try:
+        observations = await while_away(script, tmp_path, lambda: asyncio.sleep(0.3))
+    finally:
+        stop.set()
+        await sender
+    assert [c["recovered"] for c in connects(observations)] == [False, True]
+    numbers = [int(args[0]["text"]) for args in messages(observations)]
+    assert len(numbers) > 50
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))  # no gap, no repeat
+
+
+@pytest.mark.parametrize("how", ["user", "idp_session"])
+async def test_a_logout_while_away_ends_the_session_for_good(
+    node: tuple[str, SsoServer], node_idp: NodeProvider, tmp_path: Path, how: str
+) -> None:
+    url, server = node
+    token = (await node_idp.user_tokens("bob"))["access_token"]
+    claims = jwt_payload(token)
+
+    async def logged_out() -> None:
+        if how == "user":  # the server API's disconnect, an admin's kick
+            await server.disconnect_user("bob", "logged_out")
+        else:  # a back-channel logout of the provider session
+            await server.disconnect_session("primary", claims["sid"], "logged_out")
+        await send_20(server, (GENERAL,))
+
+    script = recovery_script(url, {"token": token}, tmp_path, rooms=(GENERAL,))
+    observations = await while_away(script, tmp_path, logged_out)
+    assert [c["recovered"] for c in connects(observations)] == [False, False]
+    assert messages(observations) == []

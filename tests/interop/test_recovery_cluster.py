@@ -106,6 +106,39 @@ async def test_events_sent_from_the_other_node_while_away_arrive_once_in_order(
     assert texts(observations) == [f"m{n}" for n in range(20)]
 
 
+async def test_events_sent_during_the_reconnect_arrive_once_and_in_order(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Events keep coming through node B while the client reconnects to node A: what it
+    missed is replayed after the CONNECT answer, the live ones follow, none twice."""
+    token = (await cluster.idp.user_tokens("alice"))["access_token"]
+    script = recovery_script(cluster["a"].url, {"token": token}, tmp_path, rooms=(GENERAL,))
+    script["steps"][-1] = {"op": "sleep", "ms": 1500}
+    api = await cluster.idp.client_credentials_token()
+    stop = asyncio.Event()
+
+    async def stream() -> None:
+        async with httpx.AsyncClient(timeout=10) as http:
+            for number in range(100_000):  # bounded by the client's run
+                if stop.is_set():
+                    return
+                body = {"room": GENERAL, "event": "chat:message",
+                        "data": {"room": GENERAL, "text": str(number)}}  # fmt: skip
+                await http.post(f"{cluster['b'].url}/api/v1/emit", json=body,
+                                headers={"Authorization": f"Bearer {api}"})  # fmt: skip
+
+    sender = asyncio.create_task(stream())
+    try:
+        observations = await while_away(script, tmp_path, lambda: asyncio.sleep(0.3))
+    finally:
+        stop.set()
+        await sender
+    assert [c["recovered"] for c in connects(observations)] == [False, True]
+    numbers = [int(text) for text in texts(observations)]
+    assert len(numbers) > 20
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))  # no gap, no repeat
+
+
 async def test_a_refreshed_token_recovers_too(cluster: Cluster, tmp_path: Path) -> None:
     token = (await cluster.idp.user_tokens("alice"))["access_token"]
     fresh = (await cluster.idp.user_tokens("alice"))["access_token"]
