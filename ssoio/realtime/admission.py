@@ -37,7 +37,7 @@ from ssoio.realtime.limits import AddressBudget, GatewayLimits
 from ssoio.realtime.live import LiveConfig
 from ssoio.realtime.pending import PendingSessions
 from ssoio.realtime.ratelimit import TokenBucket
-from ssoio.realtime.recovery import Recovery, Restored, view_of
+from ssoio.realtime.recovery import SHUTTING_DOWN, Recovery, Restored, view_of
 from ssoio.realtime.rooms import Rooms
 from ssoio.realtime.seams import BrowserSession, SessionResolver
 from ssoio.realtime.timers import Timers
@@ -279,7 +279,11 @@ class Admission:
             "auth.disconnect", issuer=principal.issuer, sub=principal.subject, reason=str(reason)
         )
         if self.recovery is not None:
-            self.recovery.closed(connection, str(reason), rooms)
+            # a drain closes every session ("server disconnect"): socket.io's "server
+            # shutting down", recoverable on another node
+            drained = self.closing and str(reason) == "server disconnect"
+            final = SHUTTING_DOWN if drained else str(reason)
+            self.recovery.closed(connection, final, rooms)
         if eio_sid is not None:
             # The transport stays open for a new authenticated connect, for a while.
             self._await_authentication(eio_sid, self.limits.address(connection.ip)[0])

@@ -49,9 +49,11 @@ __all__ = ["RECOVERABLE_REASONS", "Recovery", "RecoveryStore", "Restored"]
 log = logging.getLogger(__name__)
 
 # socket.io's RECOVERABLE_DISCONNECT_REASONS, in python-engineio's words: the transport
-# went away, not the client or the server on purpose ("client disconnect", "server
-# disconnect" are final).
-RECOVERABLE_REASONS = frozenset({"transport close", "transport error", "ping timeout"})
+# went away, or the node is shutting down (a drain: its clients reconnect elsewhere), not
+# the client or the server on purpose ("client disconnect", "server disconnect" are final).
+SHUTTING_DOWN = "server shutting down"
+RECOVERABLE_REASONS = frozenset({"transport close", "transport error", "ping timeout",
+                                 SHUTTING_DOWN})  # fmt: skip
 
 
 class RecoveryStore(Protocol):

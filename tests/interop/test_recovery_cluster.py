@@ -169,10 +169,12 @@ async def test_with_redis_down_connects_work_and_nothing_is_recovered(
     assert texts(observations) == []
 
 
-async def test_after_its_node_is_killed_the_client_recovers_on_the_other_node(
-    cluster: Cluster, tmp_path: Path
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["drained", "killed"])
+async def test_after_its_node_stops_the_client_recovers_on_the_other_node(
+    cluster: Cluster, tmp_path: Path, stop: signal.Signals
 ) -> None:
-    """(Last: it kills node A, then starts it again.)"""
+    """A rolling deploy's step (SIGTERM: drained) or a crash (SIGKILL). (Last: it stops
+    node A, then starts it again.)"""
     token = (await cluster.idp.user_tokens("alice"))["access_token"]
     steps = [{"op": "wait_disconnect", "timeout_ms": 15000}]
     script = recovery_script(cluster["a"].url, {"token": token}, tmp_path, reconnect=[
@@ -188,8 +190,8 @@ async def test_after_its_node_is_killed_the_client_recovers_on_the_other_node(
         await asyncio.sleep(0.05)
     process = cluster["a"].process
     assert process is not None
-    process.send_signal(signal.SIGKILL)
-    await process.wait()
+    process.send_signal(stop)
+    await asyncio.wait_for(process.wait(), 20)
     try:
         observations = await client
     finally:
