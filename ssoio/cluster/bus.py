@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+REDIS_CONNECTIONS = 64
 
 
 class _Gathering:
@@ -60,9 +61,14 @@ class ClusterBus:
         self.settings = settings
         self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
         self.observe = observe
-        self.redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=2, socket_connect_timeout=2
-        )
+        # A pool that waits (at most 2 s) for a free connection: redis-py's default one
+        # refuses at once beyond 100 in use, and a reconnect storm (every client of a
+        # stopped node, each connect with its shared limits and recovery) gets there.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=2,
+            socket_timeout=2, socket_connect_timeout=2,
+        )  # fmt: skip
+        self.redis = aioredis.Redis.from_pool(pool)
         self.handlers: dict[str, Handler] = {}
         self.healthy = False
         self._replies: dict[str, _Gathering] = {}

@@ -68,6 +68,19 @@ return id
 """
 
 
+# KEYS: the record, its tombstone, its indexes; ARGV: the record, its TTL, the indexes' TTL.
+# One round trip, and a session killed meanwhile (logout, kick) is never written back.
+_SAVE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+for i = 3, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[4])
+  redis.call('PEXPIRE', KEYS[i], ARGV[3])
+end
+return 1
+"""
+
+
 def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -82,6 +95,7 @@ class RedisRecoveryStore:
         self.keep_ms = int(keep_s * 1000)
         self.per_room, self.max_rooms = per_room, max_rooms
         self._append = redis.register_script(_APPEND)
+        self._save = redis.register_script(_SAVE)
 
     def _room(self, room: str) -> str:
         return f"{self.prefix}:room:{_hash(room)}"
@@ -149,15 +163,10 @@ class RedisRecoveryStore:
         digest = pid_digest(record.pid)
         raw = {**record.as_dict(), "pid": ""}  # the pid itself is never stored
         ttl = self.keep_ms if record.disconnected_at is not None else self.keep_ms * 4 // 3
+        keys = [self._session(digest), f"{self.prefix}:dead:{digest}", *self._indexes(record)]
+        args: list[str | int] = [json.dumps(raw), ttl, self.keep_ms * 2, digest]
         try:
-            if await self.redis.exists(f"{self.prefix}:dead:{digest}"):
-                return
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(self._session(digest), json.dumps(raw), px=ttl)
-                for index in self._indexes(record):
-                    pipe.sadd(index, digest)
-                    pipe.pexpire(index, self.keep_ms * 2)
-                await pipe.execute()
+            await self._save(keys=keys, args=args)
         except _FAILURES as exc:
             raise StoreUnavailable() from exc
 

@@ -48,6 +48,7 @@ class Connection:
     recoverable: bool = True
     replay: list[list[Any]] = field(default_factory=list)
     fence: str | None = None
+    persisted: bool = False  # a cluster's live record of it was written
 
     @property
     def user(self) -> UserKey:

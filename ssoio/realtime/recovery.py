@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 # went away, or the node is shutting down (a drain: its clients reconnect elsewhere), not
 # the client or the server on purpose ("client disconnect", "server disconnect" are final).
 SHUTTING_DOWN = "server shutting down"
+WRITES_IN_FLIGHT = 16
 RECOVERABLE_REASONS = frozenset({"transport close", "transport error", "ping timeout",
                                  SHUTTING_DOWN})  # fmt: skip
 
@@ -114,6 +115,9 @@ class Recovery:
         self._keepalive: asyncio.Task[None] | None = None
         self.live_elsewhere = live_elsewhere
         self._tasks: set[asyncio.Task[None]] = set()
+        # record writes in flight: a drain closes every socket at once, and a shared
+        # store's connection pool is bounded (redis-py refuses beyond it)
+        self._writes = asyncio.Semaphore(WRITES_IN_FLIGHT)
 
     @property
     def settings(self) -> Any:
@@ -239,6 +243,7 @@ class Recovery:
         recover on another node after this one was killed)."""
         if self.live_elsewhere is not None and connection.since:
             await self._save(connection, None)
+            connection.persisted = True
             if self._keepalive is None and self.connections is not None:
                 self._keepalive = asyncio.create_task(self._refresh_live(self.connections))
 
@@ -255,7 +260,8 @@ class Recovery:
                 log.warning("recovery.store.unavailable action=touch")
 
     def rooms_changed(self, connection: Connection) -> None:
-        if self.live_elsewhere is not None and connection.pid and connection.recoverable:
+        """(A cluster's live record follows the rooms once the connection is set up.)"""
+        if self.live_elsewhere is not None and connection.persisted and connection.recoverable:
             self._spawn(self._save(connection, None))
 
     def closed(self, connection: Connection, reason: str, rooms: tuple[str, ...]) -> None:
@@ -301,13 +307,16 @@ class Recovery:
             idp_session=principal.session_id, disconnected_at=disconnected_at, node=self.node,
         )  # fmt: skip
         try:
-            await self.store.save(record)
-        except StoreUnavailable:
-            log.warning("recovery.store.unavailable action=save")
+            async with self._writes:
+                await self.store.save(record)
+        except StoreUnavailable as exc:
+            log.warning("recovery.store.unavailable action=save kind=%s",
+                        type(exc.__cause__).__name__)  # fmt: skip
 
     async def _kill(self, pid: str) -> None:
         try:
-            await self.store.kill(pid)
+            async with self._writes:
+                await self.store.kill(pid)
         except StoreUnavailable:
             log.warning("recovery.store.unavailable action=kill")
 
