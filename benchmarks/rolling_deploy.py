@@ -14,7 +14,10 @@ restarted one after the other, behind a round-robin balancer.
   (retrying while a draining node refuses it);
 * a publisher: ``--rate`` events per second in total, round robin over the rooms,
   through the balancer's HTTP side to ``POST /api/v1/emit``; an event counts as sent
-  once its POST was answered 200 (a failed POST is retried with the same id).
+  once its POST was answered 200 (a failed POST is retried with the same id and a new
+  attempt number: a POST whose answer was lost may have been delivered too, and such a
+  copy is not a duplicate of recovery's making; a duplicate is one attempt received
+  twice).
 
 The JWKS is served by this driver, which counts the fetches. Phases: connect every
 client (fresh connects), publish for ``--steady`` s, restart node A (SIGTERM, wait until
@@ -134,7 +137,7 @@ class Member:
     pid: str | None = None
     offset: str | None = None
     connected: bool = False
-    received: dict[int, int] = field(default_factory=dict)
+    received: dict[tuple[int, int], int] = field(default_factory=dict)  # (id, attempt)
     fresh: int = 0
     recovered: int = 0
     not_recovered: int = 0
@@ -203,8 +206,8 @@ class Crowd:
         args = json.loads(message[2:])
         if args[0] != EVENT:
             return
-        number = int(args[1]["i"])
-        member.received[number] = member.received.get(number, 0) + 1
+        key = (int(args[1]["i"]), int(args[1]["a"]))
+        member.received[key] = member.received.get(key, 0) + 1
         if len(args) > 2 and isinstance(args[-1], str):
             member.offset = args[-1]
 
@@ -259,10 +262,11 @@ class Publisher:
     async def run(self, stop: asyncio.Event) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
         async with httpx.AsyncClient(timeout=5, headers=headers) as http:
-            number, started = 0, time.monotonic()
+            number, attempt, started = 0, 0, time.monotonic()
             while not stop.is_set():
                 room = self.rooms[number % len(self.rooms)]
-                body = {"room": room, "event": EVENT, "data": {"i": number}}
+                attempt += 1  # a retried POST may have been delivered: told apart
+                body = {"room": room, "event": EVENT, "data": {"i": number, "a": attempt}}
                 try:
                     answer = await http.post(f"{self.url}/api/v1/emit", json=body)
                 except httpx.HTTPError:
@@ -401,7 +405,8 @@ def tally(args: argparse.Namespace, members: list[Member], publisher: Publisher,
         by_room.setdefault(room, set()).add(number)
     lost_recovered = lost_other = duplicates = 0
     for member in members:
-        missing = len(by_room.get(member.room, set()) - set(member.received))
+        got = {number for number, _attempt in member.received}
+        missing = len(by_room.get(member.room, set()) - got)
         duplicates += sum(count - 1 for count in member.received.values())
         if member.not_recovered:
             lost_other += missing

@@ -26,6 +26,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis import asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ssoio.audit import Observer
@@ -64,9 +67,14 @@ class ClusterBus:
         # A pool that waits (at most 2 s) for a free connection: redis-py's default one
         # refuses at once beyond 100 in use, and a reconnect storm (every client of a
         # stopped node, each connect with its shared limits and recovery) gets there.
+        # A pooled connection Redis dropped (a restart, a failover) fails its next command
+        # before sending it: retried once on a new connection. Never on a timeout, where
+        # the command may have run (an event logged twice).
         pool = aioredis.BlockingConnectionPool.from_url(
             settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=2,
             socket_timeout=2, socket_connect_timeout=2,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
+            retry_on_error=[RedisConnectionError],
         )  # fmt: skip
         self.redis = aioredis.Redis.from_pool(pool)
         self.handlers: dict[str, Handler] = {}

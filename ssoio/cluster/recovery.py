@@ -7,8 +7,10 @@ the node that held it was stopped or killed.
   next id and appends, atomically. The least recently written rooms are dropped beyond
   ``recovery.max_rooms``, leaving a mark of how far they went (a recovery behind it is a
   gap, not an empty room).
-* A gap is an id deleted after the client's offset (``XINFO STREAM``'s
-  ``max-deleted-entry-id``, Redis 7): such a session is not recovered.
+* A gap is an id trimmed after the client's offset (the script keeps the newest trimmed
+  id of each room): such a session is not recovered. So is one whose gap spans events
+  this node delivered while it could not log them (Redis unreachable): a mark at the
+  first event logged again.
 * Session records are keyed by a hash of the pid (a reader of Redis learns no pid) with
   a TTL of ``recovery.max_disconnection_s``; records of live sockets are refreshed by
   their node, so a killed node's sessions stay recoverable for that long. Indexes by user,
@@ -53,9 +55,20 @@ if last then
 end
 local id = string.format('%d-%d', ms, seq)
 local keep = tonumber(ARGV[3])
+local function cut(trimmed) redis.call('SET', ARGV[5] .. KEYS[2], trimmed, 'PX', keep * 2) end
 redis.call('SET', KEYS[1], id)
+local over = redis.call('XLEN', KEYS[2]) + 1 - tonumber(ARGV[2])
+if over > 0 then
+  local old = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', over)
+  cut(old[#old][1])
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], id, 'e', ARGV[1])
-redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d-0', ms - keep))
+local minid = string.format('%d-0', ms - keep)
+local stale = redis.call('XRANGE', KEYS[2], '-', '(' .. minid)
+if #stale > 0 then
+  cut(stale[#stale][1])
+  redis.call('XTRIM', KEYS[2], 'MINID', minid)
+end
 redis.call('PEXPIRE', KEYS[2], keep * 2)
 redis.call('ZADD', KEYS[3], ms, KEYS[2])
 while redis.call('ZCARD', KEYS[3]) > tonumber(ARGV[4]) do
@@ -96,6 +109,7 @@ class RedisRecoveryStore:
         self.per_room, self.max_rooms = per_room, max_rooms
         self._append = redis.register_script(_APPEND)
         self._save = redis.register_script(_SAVE)
+        self._unlogged = False  # an append failed: the log has a hole from then on
 
     def _room(self, room: str) -> str:
         return f"{self.prefix}:room:{_hash(room)}"
@@ -114,10 +128,16 @@ class RedisRecoveryStore:
                                  self.per_room, self.keep_ms, self.max_rooms,
                                  f"{self.prefix}:cut:"]  # fmt: skip
         try:
-            offset = await self._append(keys=keys, args=args)
+            offset = _text(await self._append(keys=keys, args=args))
+            if self._unlogged:
+                # events were delivered without being logged (Redis unreachable from here
+                # while it kept its data): no recovery may span them
+                await self.redis.set(f"{self.prefix}:hole", offset, px=self.keep_ms * 2)
+                self._unlogged = False
         except _FAILURES as exc:
+            self._unlogged = True
             raise StoreUnavailable() from exc
-        return offset.decode() if isinstance(offset, bytes) else str(offset)
+        return offset
 
     async def head(self) -> str:
         try:
@@ -130,8 +150,15 @@ class RedisRecoveryStore:
         found: list[tuple[Offset, LoggedEvent]] = []
         start = f"({after[0]}-{after[1]}"
         try:
+            hole = await self.redis.get(f"{self.prefix}:hole")
+            if hole is not None and (parse_offset(_text(hole)) or (0, 0)) > after:
+                raise LookupError("unlogged events")
+            # One snapshot over every room: the rooms are read one after the other, and an
+            # event logged in a room already read must come live, not be taken for one
+            # replayed (the transport drops live events up to the last one replayed).
+            head = _text(await self.redis.get(f"{self.prefix}:last") or b"0-0")
             for room in rooms:
-                found += await self._read_room(room, after, start, limit + 1)
+                found += await self._read_room(room, after, start, head, limit + 1)
                 if len(found) > limit:
                     raise OverflowError(limit)
         except _FAILURES as exc:
@@ -139,17 +166,16 @@ class RedisRecoveryStore:
         return [event for _, event in sorted(found, key=lambda item: item[0])]
 
     async def _read_room(
-        self, room: str, after: Offset, start: str, count: int
+        self, room: str, after: Offset, start: str, head: str, count: int
     ) -> list[tuple[Offset, LoggedEvent]]:
         key = self._room(room)
-        if await self.redis.exists(key):
-            info = await self.redis.xinfo_stream(key)
-            deleted = info.get("max-deleted-entry-id", b"0-0")
-        else:
-            deleted = await self.redis.get(f"{self.prefix}:cut:{key}") or b"0-0"
-        if (parse_offset(_text(deleted)) or (0, 0)) > after:
+        # the newest id trimmed from the room's log (by its caps, or the whole log
+        # dropped beyond max_rooms); Redis 7.0 does not count trims in XINFO STREAM's
+        # max-deleted-entry-id
+        trimmed = await self.redis.get(f"{self.prefix}:cut:{key}") or b"0-0"
+        if (parse_offset(_text(trimmed)) or (0, 0)) > after:
             raise LookupError(room)
-        entries: list[Any] = await self.redis.xrange(key, min=start, max="+", count=count) or []
+        entries: list[Any] = await self.redis.xrange(key, min=start, max=head, count=count) or []
         out = []
         for raw_id, fields in entries:
             offset = _text(raw_id)

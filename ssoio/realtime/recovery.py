@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ssoio.audit import Observer
 from ssoio.clock import Clock
+from ssoio.config.recovery import RecoverySettings
 from ssoio.policy.visibility import FieldVisibility
 from ssoio.realtime.connections import Connection, Connections
 from ssoio.realtime.live import LiveConfig
@@ -120,7 +120,7 @@ class Recovery:
         self._writes = asyncio.Semaphore(WRITES_IN_FLIGHT)
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> RecoverySettings:
         return self.live.settings.recovery
 
     # -- connect --------------------------------------------------------------------------
@@ -157,7 +157,10 @@ class Recovery:
             return self._refused(connection, "gap_trimmed")
         except OverflowError:
             return self._refused(connection, "too_many_missed")
-        restored.events = [e for e in events if e.room in restored.rooms]
+        # (python-socketio's rooms are per namespace: so is what it missed)
+        namespace = connection.namespace
+        restored.events = [e for e in events if e.room in restored.rooms
+                           and e.namespace == namespace]  # fmt: skip
         self.observe("recovery.succeeded", issuer=principal.issuer, sub=principal.subject,
                      rooms=len(restored.rooms), revoked=len(restored.revoked),
                      replayed=len(restored.events))  # fmt: skip
@@ -346,7 +349,3 @@ def view_of(
 
 def visible_fields(visibility: FieldVisibility | None) -> tuple[str, ...]:
     return tuple(name for name, _ in visibility.rules) if visibility else ()
-
-
-def payload_of(payload: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(payload)

@@ -59,9 +59,12 @@ def join(room: str) -> dict[str, Any]:
 def recovery_script(
     url: str, auth: dict[str, Any], signals: Path, rooms: tuple[str, ...] = (GENERAL, STAFF),
     before: list[dict[str, Any]] | None = None, reconnect: list[dict[str, Any]] | None = None,
+    expect: int = 0, event: str = "chat:message",
 ) -> dict[str, Any]:  # fmt: skip
     """Connect, join ``rooms``, lose the transport, tell the test (file ``closed``), wait
-    for its ``go``, connect again (``reconnect`` steps first), collect for a moment."""
+    for its ``go``, connect again (``reconnect`` steps first), wait for ``expect`` events
+    (bounded), then collect for a moment (anything more: a duplicate, a leak)."""
+    waits = [{"op": "wait", "event": event, "timeout_ms": 10000}] * expect
     return {
         "url": url,
         "options": {"transports": ["websocket"], "auth": auth},
@@ -75,6 +78,7 @@ def recovery_script(
             {"op": "wait_file", "path": str(signals / "go"), "timeout_ms": 15000},
             *(reconnect or []),
             {"op": "connect"},
+            *waits,
             {"op": "sleep", "ms": 800},
         ],
         "record": RECORDED,
@@ -120,7 +124,7 @@ async def test_missed_events_arrive_once_in_order_and_recovered_is_true(
         {"op": "write_file", "path": str(tmp_path / "joined")},
         {"op": "wait", "event": "chat:message", "timeout_ms": 10000},
     ]
-    script = recovery_script(url, {"token": token}, tmp_path, before=await_first)
+    script = recovery_script(url, {"token": token}, tmp_path, before=await_first, expect=20)
     task = asyncio.create_task(while_away(script, tmp_path, lambda: send_20(server)))
     for _ in range(400):  # bounded: 20 s
         if (tmp_path / "joined").exists():
@@ -144,7 +148,7 @@ async def test_a_client_that_received_nothing_yet_recovers_from_its_start(
 ) -> None:
     url, server = node
     token = (await node_idp.user_tokens("alice"))["access_token"]
-    script = recovery_script(url, {"token": token}, tmp_path)
+    script = recovery_script(url, {"token": token}, tmp_path, expect=20)
     observations = await while_away(script, tmp_path, lambda: send_20(server))
     assert [c["recovered"] for c in connects(observations)] == [False, True]
     assert [args[0]["text"] for args in messages(observations)] == [f"m{n}" for n in range(20)]
@@ -230,7 +234,8 @@ async def test_a_refresh_that_lost_a_room_recovers_without_it(
     url, server = node
     token = (await node_idp.user_tokens("alice"))["access_token"]
     without_chat = await node_idp.user_tokens("alice", scope="openid profile email")
-    script = recovery_script(url, {"token": token}, tmp_path, rooms=(GENERAL, CHAT), reconnect=[
+    script = recovery_script(url, {"token": token}, tmp_path, rooms=(GENERAL, CHAT), expect=10,
+                             reconnect=[
         {"op": "set_auth", "auth": {"token": without_chat["access_token"]}}])  # fmt: skip
     observations = await while_away(script, tmp_path, lambda: send_20(server, (GENERAL, CHAT)))
     assert [c["recovered"] for c in connects(observations)] == [False, True]
@@ -255,7 +260,9 @@ async def test_missed_events_are_filtered_for_the_recipient(
             note = {"room": GENERAL, "text": f"n{number}", "secret": "s3"}
             await server.emit("note", note, room=GENERAL)
 
-    script = recovery_script(url, {"token": token}, tmp_path, rooms=(GENERAL,))
+    script = recovery_script(
+        url, {"token": token}, tmp_path, rooms=(GENERAL,), expect=3, event="note"
+    )
     observations = await while_away(script, tmp_path, notes)
     assert [c["recovered"] for c in connects(observations)] == [False, True]
     got = [args[0] for args in messages(observations, "note")]

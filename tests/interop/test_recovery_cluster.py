@@ -91,8 +91,10 @@ def texts(observations: list[dict[str, Any]]) -> list[str]:
 
 
 def script_on(cluster: Cluster, node: str, token: str, signals: Path,
-              reconnect: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
-    return recovery_script(cluster[node].url, {"token": token}, signals, reconnect=reconnect)
+              reconnect: list[dict[str, Any]] | None = None, expect: int = 0,
+              ) -> dict[str, Any]:  # fmt: skip
+    return recovery_script(cluster[node].url, {"token": token}, signals, reconnect=reconnect,
+                           expect=expect)  # fmt: skip
 
 
 async def test_events_sent_from_the_other_node_while_away_arrive_once_in_order(
@@ -100,7 +102,9 @@ async def test_events_sent_from_the_other_node_while_away_arrive_once_in_order(
 ) -> None:
     token = (await cluster.idp.user_tokens("alice"))["access_token"]
     observations = await while_away(
-        script_on(cluster, "a", token, tmp_path), tmp_path, lambda: send_20(cluster, "b")
+        script_on(cluster, "a", token, tmp_path, expect=20),
+        tmp_path,
+        lambda: send_20(cluster, "b"),
     )
     assert [c["recovered"] for c in connects(observations)] == [False, True]
     assert texts(observations) == [f"m{n}" for n in range(20)]
@@ -143,7 +147,7 @@ async def test_a_refreshed_token_recovers_too(cluster: Cluster, tmp_path: Path) 
     token = (await cluster.idp.user_tokens("alice"))["access_token"]
     fresh = (await cluster.idp.user_tokens("alice"))["access_token"]
     assert fresh != token
-    script = script_on(cluster, "a", token, tmp_path,
+    script = script_on(cluster, "a", token, tmp_path, expect=20,
                        reconnect=[{"op": "set_auth", "auth": {"token": fresh}}])  # fmt: skip
     observations = await while_away(script, tmp_path, lambda: send_20(cluster, "b"))
     assert [c["recovered"] for c in connects(observations)] == [False, True]
@@ -177,7 +181,7 @@ async def test_after_its_node_stops_the_client_recovers_on_the_other_node(
     node A, then starts it again.)"""
     token = (await cluster.idp.user_tokens("alice"))["access_token"]
     steps = [{"op": "wait_disconnect", "timeout_ms": 15000}]
-    script = recovery_script(cluster["a"].url, {"token": token}, tmp_path, reconnect=[
+    script = recovery_script(cluster["a"].url, {"token": token}, tmp_path, expect=20, reconnect=[
         {"op": "set_url", "url": cluster["b"].url}])  # fmt: skip
     # the transport is lost by the node's death, not by the client
     index = next(i for i, s in enumerate(script["steps"]) if s["op"] == "close_transport")
