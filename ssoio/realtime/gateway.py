@@ -14,6 +14,8 @@ constructors:
 * ``revocation.Revocation``: disconnects by user, browser session and IdP session, kicks;
 * ``timers.Timers``: the timer loop (expiry warnings, expiry, unauthenticated timeouts);
 * ``reload.Reloader``: a reloaded configuration applied to live connections;
+* ``recovery.Recovery``: connection state recovery (``[recovery]``): session records and
+  the room event log, in memory or in the cluster's Redis (``cluster.recovery``);
 
 all reading the configuration in force from one ``live.LiveConfig``.
 """
