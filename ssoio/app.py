@@ -34,7 +34,7 @@ from starlette.types import ASGIApp
 from ssoio.audit import Observer
 from ssoio.clock import Clock, system_clock
 from ssoio.cluster.bus import ClusterBus
-from ssoio.cluster.node import link, shared_limiter
+from ssoio.cluster.node import link, recovery_parts, shared_limiter
 from ssoio.cluster.state import RedisReplayCache, RedisSessionStore
 from ssoio.config.model import IssuerSettings, Settings
 from ssoio.config.policy import BUILTIN_EVENTS, EventRule, FieldSpec, RequirementSpec
@@ -155,11 +155,14 @@ class SsoServer:
             self.login = self._browser_login(gateway, store or self._session_store(clock), clock)
             return self.login
 
+        recovery, live_elsewhere = recovery_parts(bus, settings) if bus else (None, None)
+
         def gateway_for(transport: SocketServerBase[Gateway]) -> Gateway:
             return Gateway(
                 settings, self.providers, self.policy, transport, clock=clock,
                 observe=self.observe, cluster=bus, shared_limits=shared, timing=timing,
-                sessions=login if settings.login.enabled else None,
+                sessions=login if settings.login.enabled else None, recovery_store=recovery,
+                live_elsewhere=live_elsewhere, node=bus.node_id if bus else "",
             )  # fmt: skip
 
         return gateway_for

@@ -80,6 +80,15 @@ class Metrics:
                                 ["kind"], registry=r)  # fmt: skip
         self.reloads = Counter("ssoio_config_reloads_total", "Configuration reloads, by result",
                                ["result"], registry=r)  # fmt: skip
+        self.recoveries = Counter(
+            "ssoio_recoveries_total",
+            "Connection state recoveries, by result (attempted, succeeded, refused) and the "
+            "reason of a refusal",
+            ["result", "reason"], registry=r,
+        )  # fmt: skip
+        self.replayed = Counter("ssoio_recovery_replayed_events_total",
+                                "Missed room events replayed to recovered clients",
+                                registry=r)  # fmt: skip
 
     def know_event(self, name: str) -> None:
         """Label an (embedded) event by its own name rather than "other"."""
@@ -121,8 +130,17 @@ class Metrics:
             self._refusal(fields)
         elif event == "config.reload":
             inc(self.reloads, str(fields.get("result")))
+        elif event.startswith("recovery."):
+            self._recovery(event.rsplit(".", 1)[1], fields)
         elif event in _SECURITY_EVENTS:
             inc(self.security, _SECURITY_EVENTS[event])
+
+    def _recovery(self, result: str, fields: dict[str, Any]) -> None:
+        # reasons are ssoio's own (realtime.recovery), never a client's
+        self._inc(self.recoveries, result, str(fields.get("reason", "")))
+        replayed = fields.get("replayed")
+        if isinstance(replayed, int) and replayed > 0:
+            self.replayed.inc(replayed)
 
     def _refusal(self, fields: dict[str, Any]) -> None:
         # limit names and key kinds are ssoio's own (realtime.admission), never a client's

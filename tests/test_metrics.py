@@ -18,3 +18,14 @@ def test_limit_refusals_are_counted_by_limit_and_key_kind() -> None:
     assert 'ssoio_limit_refusals_total{key_kind="user",limit="sockets_per_user"} 2.0' in text
     assert 'ssoio_limit_refusals_total{key_kind="address",limit="handshakes"} 1.0' in text
     assert 'ssoio_rate_limited_total{limit="connect"} 2.0' in text
+
+
+def test_recoveries_are_counted_by_result_and_reason_with_events_replayed() -> None:
+    metrics = Metrics(())
+    metrics.observe("recovery.attempted", {"sub": "alice"})
+    metrics.observe("recovery.succeeded", {"sub": "alice", "replayed": 20})
+    metrics.observe("recovery.refused", {"reason": "identity_mismatch"})
+    text = metrics.render().decode()
+    assert 'ssoio_recoveries_total{reason="",result="attempted"} 1.0' in text
+    assert 'ssoio_recoveries_total{reason="identity_mismatch",result="refused"} 1.0' in text
+    assert "ssoio_recovery_replayed_events_total 20.0" in text

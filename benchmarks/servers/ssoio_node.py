@@ -104,13 +104,15 @@ def settings_document(
 
 def build(
     port: int, issuer: str, jwks_uri: str, redis_url: str = "", node_id: str = "",
-    transport: str = "ssoio",
+    transport: str = "ssoio", recovery: bool = False,
 ) -> SsoServer:  # fmt: skip
     """The node, with the guarded ``echo`` handler registered; ``transport`` is
     ``server.transport`` (``"stock"``: python-socketio's, python-engineio's and uvicorn's
     own classes, ssoio.transport.gates)."""
     document = settings_document(port, issuer, jwks_uri, redis_url, node_id)
     document["server"]["transport"] = transport
+    if recovery:
+        document["recovery"] = {"enabled": True}
     sso = SsoServer(validate_raw(document, {}))
 
     @sso.on("echo", requires="authenticated", fields={"n": "integer"})
@@ -130,6 +132,9 @@ def main() -> None:
     )
     parser.add_argument("--node-id", default="", help="[cluster] node_id (default: host-pid)")
     parser.add_argument(
+        "--recovery", action="store_true", help="[recovery] enabled (connection state recovery)"
+    )
+    parser.add_argument(
         "--transport", choices=["ssoio", "stock"], default="ssoio", help="server.transport"
     )
     parser.add_argument(
@@ -142,7 +147,8 @@ def main() -> None:
 
     configure_logging(level=logging.WARNING)
     tune_garbage_collector()
-    sso = build(args.port, args.issuer, args.jwks_uri, args.cluster, args.node_id, args.transport)
+    sso = build(args.port, args.issuer, args.jwks_uri, args.cluster, args.node_id, args.transport,
+                args.recovery)  # fmt: skip
     starts: list[Callable[[], None]] = []
     stops: list[Callable[[], None]] = []
     if args.profile is not None:

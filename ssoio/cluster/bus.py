@@ -26,6 +26,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis import asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ssoio.audit import Observer
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 _FAILURES = (RedisError, OSError, asyncio.TimeoutError)
+REDIS_CONNECTIONS = 64
 
 
 class _Gathering:
@@ -60,9 +64,19 @@ class ClusterBus:
         self.settings = settings
         self.node_id = settings.node_id or f"{socket.gethostname()}-{os.getpid()}"
         self.observe = observe
-        self.redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=2, socket_connect_timeout=2
-        )
+        # A pool that waits (at most 2 s) for a free connection: redis-py's default one
+        # refuses at once beyond 100 in use, and a reconnect storm (every client of a
+        # stopped node, each connect with its shared limits and recovery) gets there.
+        # A pooled connection Redis dropped (a restart, a failover) fails its next command
+        # before sending it: retried once on a new connection. Never on a timeout, where
+        # the command may have run (an event logged twice).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=2,
+            socket_timeout=2, socket_connect_timeout=2,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
+            retry_on_error=[RedisConnectionError],
+        )  # fmt: skip
+        self.redis = aioredis.Redis.from_pool(pool)
         self.handlers: dict[str, Handler] = {}
         self.healthy = False
         self._replies: dict[str, _Gathering] = {}

@@ -8,6 +8,7 @@ from typing import Any
 
 from ssoio.clock import Clock
 from ssoio.cluster.bus import ClusterBus
+from ssoio.cluster.recovery import RedisRecoveryStore
 from ssoio.cluster.state import RedisRateLimiter
 from ssoio.config.model import Settings
 from ssoio.config.server import BucketSettings
@@ -15,8 +16,10 @@ from ssoio.policy.principal import principal_from_dict, principal_to_dict
 from ssoio.policy.visibility import FieldVisibility
 from ssoio.realtime.gateway import Gateway
 from ssoio.realtime.ratelimit import RateLimiter
+from ssoio.realtime.recovery import LiveElsewhere
+from ssoio.realtime.recovery_log import SessionRecord, pid_digest
 
-__all__ = ["link", "shared_limiter"]
+__all__ = ["link", "recovery_parts", "shared_limiter"]
 
 
 def link(gateway: Gateway, bus: ClusterBus, reload: Callable[[], Awaitable[Any]]) -> None:
@@ -37,8 +40,10 @@ def link(gateway: Gateway, bus: ClusterBus, reload: Callable[[], Awaitable[Any]]
         visibility = gateway.relay_visibility(event) or FieldVisibility.compile(
             dict.fromkeys(body.get("visible", []), "nobody")
         )
+        offset = body.get("offset")
         await gateway.deliver_here(str(body["room"]), event, dict(body["payload"]), visibility,
-                                   str(body.get("namespace", "/")))  # fmt: skip
+                                   str(body.get("namespace", "/")),
+                                   offset if isinstance(offset, str) else None)  # fmt: skip
 
     async def presence(body: dict[str, Any]) -> list[dict[str, Any]]:
         return [principal_to_dict(p) for p in gateway.members_here(str(body["room"]))]
@@ -46,8 +51,28 @@ def link(gateway: Gateway, bus: ClusterBus, reload: Callable[[], Awaitable[Any]]
     async def reload_config(_body: dict[str, Any]) -> None:
         await reload()
 
+    async def recovery_live(body: dict[str, Any]) -> bool:
+        digest = str(body.get("pid"))
+        return any(c.pid and pid_digest(c.pid) == digest for c in gateway.connections)
+
     bus.handlers.update({"revoke": revoke, "kick": kick, "deliver": deliver,
-                         "presence": presence, "reload": reload_config})  # fmt: skip
+                         "presence": presence, "reload": reload_config,
+                         "recovery_live": recovery_live})  # fmt: skip
+
+
+def recovery_parts(bus: ClusterBus, settings: Settings) -> tuple[RedisRecoveryStore, LiveElsewhere]:
+    """Connection state recovery over the cluster: the Redis store, and how to ask the
+    other nodes whether a session's socket is still live on one of them (a node that
+    does not answer in time, e.g. killed, holds none)."""
+    recovery = settings.recovery
+    store = RedisRecoveryStore(bus.redis, settings.cluster.channel, recovery.max_disconnection_s,
+                               recovery.max_events_per_room, recovery.max_rooms)  # fmt: skip
+
+    async def live_elsewhere(record: SessionRecord) -> bool:
+        answers, _complete = await bus.request("recovery_live", {"pid": pid_digest(record.pid)})
+        return any(answer is True for answer in answers)
+
+    return store, live_elsewhere
 
 
 def shared_limiter(

@@ -25,6 +25,7 @@ from ssoio.config.policy import (
     PresenceSettings,
     RoomRule,
 )
+from ssoio.config.recovery import RecoverySettings
 from ssoio.config.server import ApiSettings, LimitSettings, RealtimeSettings, ServerSettings
 
 __all__ = [
@@ -152,6 +153,7 @@ class Settings(Section):
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
     cluster: ClusterSettings = ClusterSettings()
+    recovery: RecoverySettings = RecoverySettings()
     tokens: TokenSettings = TokenSettings()
     issuers: tuple[IssuerSettings, ...] = Field(min_length=1)
     policy: PolicySettings = PolicySettings()

@@ -27,6 +27,7 @@ def semantic_problems(
         *_key_cache(settings),
         *(problem for check in added for problem in check(settings)),
         *_login(settings),
+        *_recovery(settings),
         *_operations(settings),
         *_http_edge(settings),
         *trusted_proxy_problems(settings),
@@ -72,6 +73,15 @@ def _login(settings: Settings) -> list[Problem]:
         # every node must sign cookies and encrypt shared sessions with the same key
         problems.append(Problem("login.session_secret", "is required with cluster.redis_url"))
     return problems
+
+
+def _recovery(settings: Settings) -> list[Problem]:
+    # The CONNECT answer's pid and the hold of live packets while missed ones are replayed
+    # need ssoio's Socket.IO server class (ssoio.transport.server.SocketServer); the
+    # stock one has no public seam for either.
+    if settings.recovery.enabled and settings.server.transport == "stock":
+        return [Problem("recovery.enabled", 'needs server.transport = "ssoio"')]
+    return []
 
 
 def _duplicates(settings: Settings) -> list[Problem]:

@@ -37,6 +37,7 @@ from ssoio.realtime.limits import AddressBudget, GatewayLimits
 from ssoio.realtime.live import LiveConfig
 from ssoio.realtime.pending import PendingSessions
 from ssoio.realtime.ratelimit import TokenBucket
+from ssoio.realtime.recovery import SHUTTING_DOWN, Recovery, Restored, view_of
 from ssoio.realtime.rooms import Rooms
 from ssoio.realtime.seams import BrowserSession, SessionResolver
 from ssoio.realtime.timers import Timers
@@ -53,6 +54,7 @@ class Admission:
         self, live: LiveConfig, providers: IdentityProviders, clock: Clock,
         limits: GatewayLimits, connections: Connections, pending: PendingSessions,
         rooms: Rooms, timers: Timers, observe: Observer, sessions: SessionResolver | None,
+        recovery: Recovery | None = None,
     ) -> None:  # fmt: skip
         self.live = live
         self.providers = providers
@@ -64,6 +66,7 @@ class Admission:
         self.timers = timers
         self.observe = observe
         self.sessions = sessions
+        self.recovery = recovery
         self.closing = False  # set by a graceful shutdown: no new sessions
 
     # -- Engine.IO sessions ---------------------------------------------------------------
@@ -115,8 +118,15 @@ class Admission:
             )  # fmt: skip
             raise
         self.pending.remove(eio_sid)
+        restored = await self.recovery.restore(auth, connection) if self.recovery else None
+        if self.recovery is not None and restored is None:
+            await self.recovery.begin(connection)
         self.connections.add(connection)
         await self.rooms.auto_join(connection)
+        if self.recovery is not None:
+            if restored is not None:
+                await self._restore(connection, restored)
+            await self.recovery.opened(connection)
         self.timers.expiry(connection)
         principal = connection.principal
         self.observe(
@@ -125,6 +135,30 @@ class Admission:
             transport=connection.transport,
         )  # fmt: skip
         return connection
+
+    async def _restore(self, connection: Connection, restored: Restored) -> None:
+        """A recovered session's rooms (those still allowed) and what it missed, as
+        the recipient may see it; sent after the CONNECT answer (``replay``), before any
+        live event of its rooms (the transport holds those until then)."""
+        assert self.recovery is not None
+        entered = [room for room in restored.rooms if room not in connection.rooms]
+        for room in entered:
+            await self.rooms.enter(connection, room)
+        if not await self.recovery.missed(restored, connection):  # a fresh session after all
+            for room in entered:
+                await self.rooms.exit(connection, room)
+            await self.recovery.begin(connection)
+            return
+        connection.replay = [
+            ["room:revoked", {"room": room, "code": "permission_revoked"}]
+            for room in restored.revoked
+        ]
+        for event in restored.events:
+            known = self.live.relay_visibility(event.event)
+            connection.replay.append([event.event, view_of(event, connection, known), event.offset])
+        connection.fence = restored.events[-1].offset if restored.events else None
+        for room in restored.revoked:
+            self.observe("room.revoked", room=room, sub=connection.principal.subject)
 
     async def _admit(
         self, sid: str, namespace: str, environ: Mapping[str, Any], auth: object
@@ -235,6 +269,8 @@ class Admission:
 
     def disconnected(self, sid: str, eio_sid: str | None, reason: str) -> None:
         """A namespace connection ended (either side)."""
+        live = self.connections.get(sid)
+        rooms = tuple(sorted(live.rooms)) if live is not None else ()  # (removal empties it)
         connection = self.connections.remove(sid)
         if connection is None:
             return
@@ -242,6 +278,12 @@ class Admission:
         self.observe(
             "auth.disconnect", issuer=principal.issuer, sub=principal.subject, reason=str(reason)
         )
+        if self.recovery is not None:
+            # a drain closes every session ("server disconnect"): socket.io's "server
+            # shutting down", recoverable on another node
+            drained = self.closing and str(reason) == "server disconnect"
+            final = SHUTTING_DOWN if drained else str(reason)
+            self.recovery.closed(connection, final, rooms)
         if eio_sid is not None:
             # The transport stays open for a new authenticated connect, for a while.
             self._await_authentication(eio_sid, self.limits.address(connection.ip)[0])

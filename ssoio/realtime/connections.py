@@ -40,6 +40,15 @@ class Connection:
     claims: Mapping[str, Any] = field(default_factory=dict)  # to map again on a reload
     rooms: set[str] = field(default_factory=set)
     generation: int = 0  # bumped by each auth:refresh, so stale timers are ignored
+    # connection state recovery (realtime.recovery): the private session id, the log's
+    # head when the session began, whether it may still recover, and what a recovery
+    # sends right after the CONNECT answer ([event, *args] arrays; the last offset)
+    pid: str | None = None
+    since: str = ""
+    recoverable: bool = True
+    replay: list[list[Any]] = field(default_factory=list)
+    fence: str | None = None
+    persisted: bool = False  # a cluster's live record of it was written
 
     @property
     def user(self) -> UserKey:

@@ -14,6 +14,8 @@ constructors:
 * ``revocation.Revocation``: disconnects by user, browser session and IdP session, kicks;
 * ``timers.Timers``: the timer loop (expiry warnings, expiry, unauthenticated timeouts);
 * ``reload.Reloader``: a reloaded configuration applied to live connections;
+* ``recovery.Recovery``: connection state recovery (``[recovery]``): session records and
+  the room event log, in memory or in the cluster's Redis (``cluster.recovery``);
 
 all reading the configuration in force from one ``live.LiveConfig``.
 """
@@ -40,6 +42,8 @@ from ssoio.realtime.limits import GatewayLimits
 from ssoio.realtime.live import LiveConfig
 from ssoio.realtime.origins import OriginPolicy
 from ssoio.realtime.pending import PendingSessions
+from ssoio.realtime.recovery import LiveElsewhere, Recovery, RecoveryStore
+from ssoio.realtime.recovery_log import MemoryRecoveryStore
 from ssoio.realtime.reload import Reloader
 from ssoio.realtime.revocation import Revocation
 from ssoio.realtime.rooms import Rooms, room_key
@@ -84,24 +88,61 @@ class Gateway:
         shared_limits: LimiterFactory | None = None,
         sessions: SessionsFactory | None = None,
         timing: Callable[[float], None] | None = None,
+        recovery_store: RecoveryStore | None = None,
+        live_elsewhere: LiveElsewhere | None = None,
+        node: str = "",
     ) -> None:
         self.observe = observe = observe or Observer()
         self.providers, self.transport, self.clock = providers, transport, clock
         self.live = live = LiveConfig(settings, policy)
         self.limits = GatewayLimits(settings.limits, clock, shared_limits, settings.realtime)
-        self.connections = connections = Connections()
         self.pending = PendingSessions()
-        self.rooms = Rooms(live, connections, transport, observe, cluster)
-        self.revocation = Revocation(live, connections, transport, observe, cluster)
+        self.connections = connections = Connections()
+        self.recovery = self._recovery(recovery_store, live_elsewhere, node)
+        self.rooms = Rooms(live, connections, transport, observe, cluster, self.recovery)
+        self.revocation = Revocation(live, connections, transport, observe, cluster,
+                                     self.recovery)  # fmt: skip
         self.timers = Timers(live, clock, connections, self.pending, transport,
                              self.revocation, observe)  # fmt: skip
         self.reloader = Reloader(live, self.limits, connections, self.rooms, self.revocation)
         resolver = sessions(self) if sessions is not None else None
         self.admission = Admission(live, providers, clock, self.limits, connections,
                                    self.pending, self.rooms, self.timers, observe,
-                                   resolver)  # fmt: skip
+                                   resolver, self.recovery)  # fmt: skip
         self.dispatcher = Dispatcher(live, clock, self.limits, connections, self.admission,
                                      self.rooms, self.revocation, observe, timing)  # fmt: skip
+
+    def _recovery(
+        self, store: RecoveryStore | None, live_elsewhere: LiveElsewhere | None, node: str
+    ) -> Recovery | None:
+        """Connection state recovery, when ``[recovery] enabled``: over ``store`` (the
+        cluster's), else in this node's memory."""
+        settings = self.live.settings.recovery
+        if not settings.enabled:
+            return None
+        store = store or MemoryRecoveryStore(
+            self.clock, settings.max_disconnection_s, settings.max_events_per_room,
+            settings.max_events_total, settings.max_rooms,
+        )  # fmt: skip
+        return Recovery(self.live, store, self.clock, self.observe, node, live_elsewhere,
+                        self.connections)  # fmt: skip
+
+    # -- connection state recovery (what the Socket.IO server asks) ---------------------------
+
+    def pid_of(self, sid: str) -> str | None:
+        """The private session id for the CONNECT answer (None: recovery is off)."""
+        connection = self.connections.get(sid)
+        return connection.pid if connection is not None else None
+
+    def take_replay(self, sid: str) -> tuple[list[list[Any]], str | None]:
+        """What a recovered connection is sent right after its CONNECT answer (``[event,
+        *args]`` arrays), and the offset of the last one: live room events up to it were
+        replayed already."""
+        connection = self.connections.get(sid)
+        if connection is None or not connection.replay:
+            return [], None
+        replay, connection.replay = connection.replay, []
+        return replay, connection.fence
 
     # -- the configuration in force ---------------------------------------------------------
 
@@ -141,6 +182,8 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.timers.stop()
+        if self.recovery is not None:
+            await self.recovery.drain()
 
     async def tick(self) -> None:
         """Act on every deadline due now (the timer loop calls this; tests may too)."""
@@ -191,9 +234,9 @@ class Gateway:
 
     async def deliver_here(
         self, room: str, event: str, payload: Mapping[str, Any],
-        visibility: FieldVisibility, namespace: str,
+        visibility: FieldVisibility, namespace: str, offset: str | None = None,
     ) -> None:  # fmt: skip
-        await self.rooms.deliver_here(room, event, payload, visibility, namespace)
+        await self.rooms.deliver_here(room, event, payload, visibility, namespace, offset)
 
     def members_here(self, room: str) -> list[Principal]:
         return self.rooms.members_here(room)

@@ -14,6 +14,7 @@ from ssoio.policy.engine import AuthorizedEvent
 from ssoio.policy.principal import Principal, principal_from_dict, principal_to_dict, shares_values
 from ssoio.realtime.connections import Connection, Connections
 from ssoio.realtime.live import LiveConfig
+from ssoio.realtime.recovery import Recovery
 from ssoio.realtime.seams import Cluster, Transport
 
 __all__ = ["Revocation"]
@@ -24,8 +25,9 @@ class Revocation:
 
     def __init__(
         self, live: LiveConfig, connections: Connections, transport: Transport,
-        observe: Observer, cluster: Cluster | None,
+        observe: Observer, cluster: Cluster | None, recovery: Recovery | None = None,
     ) -> None:  # fmt: skip
+        self.recovery = recovery
         self.live = live
         self.connections = connections
         self.transport = transport
@@ -36,6 +38,8 @@ class Revocation:
         """Tell the client why (``auth:revoked``), then disconnect it."""
         principal = connection.principal
         self.observe("auth.revoked", code=code, issuer=principal.issuer, sub=principal.subject)
+        if self.recovery is not None:  # a session ended on purpose never recovers
+            await self.recovery.forget(connection)
         await self.transport.emit(
             "auth:revoked",
             {"code": code},
@@ -61,17 +65,23 @@ class Revocation:
         if actor is not None:
             body.update(actor=principal_to_dict(actor), same_attributes=list(same_attributes))
         targets = self._users_here(body)
+        if self.recovery is not None and actor is None:  # also the sessions away now
+            await self.recovery.forget_matching("user", (issuer or "", sub))
         return await self._revoke_all(targets, code) + await self._count_elsewhere("revoke", body)
 
     async def disconnect_web_session(self, web_session: str, code: str) -> int:
         """Disconnect every connection opened with the ssoio browser session's cookie."""
         targets = self._web_session_here(web_session)
+        if self.recovery is not None:
+            await self.recovery.forget_matching("web_session", (web_session,))
         body = {"what": "web_session", "id": web_session, "code": code}
         return await self._revoke_all(targets, code) + await self._count_elsewhere("revoke", body)
 
     async def disconnect_session(self, issuer: str, session_id: str, code: str) -> int:
         """Disconnect every connection opened with IdP session ``session_id``, everywhere."""
         targets = self.connections.of_session((issuer, session_id))
+        if self.recovery is not None:
+            await self.recovery.forget_matching("idp_session", (issuer, session_id))
         body = {"what": "idp_session", "issuer": issuer, "sid": session_id, "code": code}
         return await self._revoke_all(targets, code) + await self._count_elsewhere("revoke", body)
 

@@ -13,6 +13,8 @@ from ssoio.policy.principal import Principal, principal_from_dict
 from ssoio.policy.visibility import FieldVisibility
 from ssoio.realtime.connections import Connection, Connections
 from ssoio.realtime.live import LiveConfig
+from ssoio.realtime.recovery import Recovery, visible_fields
+from ssoio.realtime.recovery_log import LoggedEvent
 from ssoio.realtime.seams import Cluster, Transport
 
 __all__ = ["Rooms", "room_key"]
@@ -31,8 +33,9 @@ class Rooms:
 
     def __init__(
         self, live: LiveConfig, connections: Connections, transport: Transport,
-        observe: Observer, cluster: Cluster | None,
+        observe: Observer, cluster: Cluster | None, recovery: Recovery | None = None,
     ) -> None:  # fmt: skip
+        self.recovery = recovery
         self.live = live
         self.connections = connections
         self.transport = transport
@@ -42,10 +45,14 @@ class Rooms:
     async def enter(self, connection: Connection, room: str) -> None:
         await self.transport.enter(connection.sid, room_key(room), connection.namespace)
         self.connections.join(connection, room)
+        if self.recovery is not None:
+            self.recovery.rooms_changed(connection)
 
     async def exit(self, connection: Connection, room: str) -> None:
         await self.transport.leave(connection.sid, room_key(room), connection.namespace)
         self.connections.leave(connection, room)
+        if self.recovery is not None:
+            self.recovery.rooms_changed(connection)
 
     async def auto_join(self, connection: Connection) -> None:
         for room in self.live.policy.auto_join(connection.principal):
@@ -137,18 +144,33 @@ class Rooms:
         are filtered by each node for its own members (the cluster bus carries them).
         """
         visibility = visibility or self.live.relay_visibility(event) or FieldVisibility()
+        offset = await self._log(room, event, payload, visibility, namespace)
         if not visibility.rules:
-            await self.transport.emit(event, dict(payload), to=room_key(room), namespace=namespace)
+            data = _with_offset(dict(payload), offset)
+            await self.transport.emit(event, data, to=room_key(room), namespace=namespace)
             return
-        await self.deliver_here(room, event, payload, visibility, namespace)
+        await self.deliver_here(room, event, payload, visibility, namespace, offset)
         if self.cluster is not None:
+            visible = [name for name, _ in visibility.rules]
             body = {"room": room, "event": event, "payload": dict(payload), "namespace": namespace,
-                    "visible": [name for name, _ in visibility.rules]}  # fmt: skip
+                    "visible": visible, "offset": offset}  # fmt: skip
             await self.cluster.publish("deliver", body)
+
+    async def _log(
+        self, room: str, event: str, payload: Mapping[str, Any], visibility: FieldVisibility,
+        namespace: str,
+    ) -> str | None:  # fmt: skip
+        """Log a room event for recovering clients before it is delivered, so that
+        nothing delivered is missing from the log; its offset (None: recovery is off or
+        its store is down)."""
+        if self.recovery is None:
+            return None
+        entry = LoggedEvent("", room, event, dict(payload), visible_fields(visibility), namespace)
+        return await self.recovery.log_event(entry)
 
     async def deliver_here(
         self, room: str, event: str, payload: Mapping[str, Any],
-        visibility: FieldVisibility, namespace: str,
+        visibility: FieldVisibility, namespace: str, offset: str | None = None,
     ) -> None:  # fmt: skip
         """The filtered delivery to this node's members of ``room``."""
         groups: dict[frozenset[str], list[str]] = {}
@@ -156,7 +178,15 @@ class Rooms:
             groups.setdefault(visibility.hidden_from(member.principal), []).append(member.sid)
         for hidden, sids in groups.items():
             view = {k: v for k, v in payload.items() if k not in hidden}
-            await self.transport.emit(event, view, to=sids, namespace=namespace, ignore_queue=True)
+            await self.transport.emit(event, _with_offset(view, offset), to=sids,
+                                      namespace=namespace, ignore_queue=True)  # fmt: skip
+
+
+def _with_offset(view: dict[str, Any], offset: str | None) -> Any:
+    """An event's arguments: the payload, then its offset when it was logged (socket.io
+    4.6+'s ``SessionAwareAdapter.broadcast`` appends it as the last argument; the client
+    keeps the last one it received). python-socketio sends a tuple as several arguments."""
+    return view if offset is None else (view, offset)
 
 
 def _room_field(payload: object) -> str:

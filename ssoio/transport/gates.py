@@ -384,6 +384,10 @@ PIECES: tuple[Piece, ...] = (
                 f"{_SIO}._handle_event",
                 "65178105ef8b593d1ebb63610cbabab0c29654cee50fd669ba0a66590f2e1f54",
             ),
+            Upstream(
+                f"{_SIO}._send_packet",
+                "a00022b42c1c29e908fd601c32aa1854aeaf2f131b3acc12461f6030e1ab9e9b",
+            ),
         ),
         reports=(
             "python-socketio-reserved-event-names.md",
@@ -401,6 +405,10 @@ PIECES: tuple[Piece, ...] = (
             "grows its queue until the ping timeout",
             "a second CONNECT to the same namespace answered namespace_forbidden "
             '(python-socketio: "Unable to connect")',
+            "connection state recovery ([recovery]): the CONNECT answer's pid and the hold "
+            "of live events while missed ones are replayed (recovery.enabled is refused "
+            'with server.transport = "stock"; with python-socketio outside its verified '
+            "range recovery is off and clients reconnect with recovered = false)",
         ),
         tests="tests/security/test_transport.py, tests/transport/test_socketio_conformance.py",
     ),

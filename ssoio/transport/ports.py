@@ -52,3 +52,13 @@ class SocketApp(Protocol):
     async def handle_event(self, sid: str, name: str, args: list[Any]) -> dict[str, Any] | None:
         """A client event; the ack's body (``{"ok": ...}``), or None for no ack."""
         ...
+
+    def pid_of(self, sid: str) -> str | None:
+        """Connection state recovery: the private session id the CONNECT answer carries
+        (socket.io 4.6+: ``{sid, pid}``); None when recovery is off."""
+        ...
+
+    def take_replay(self, sid: str) -> tuple[list[list[Any]], str | None]:
+        """Connection state recovery: the events to send right after the CONNECT answer
+        (``[event, *args]``), and the offset of the last replayed room event."""
+        ...

@@ -18,6 +18,12 @@ guarded dispatch path, no surprises. Two classes, one per transport path
   leave the client without CONNECT_ERROR and the sid registered:
   docs/upstream/python-socketio-connect-handler-exception.md).
 * A client that stops reading is disconnected at ``realtime.max_backlog_packets``.
+* Connection state recovery (``[recovery]``, socket.io 4.6+'s protocol): the CONNECT
+  answer carries the ``pid`` (``_send_packet``); while a CONNECT is handled, packets to
+  its Engine.IO session are held, so that a recovered client gets the CONNECT answer,
+  then what it missed, then the live events of its rooms, without the ones replayed
+  (``_send_eio_packet``). The stock path has no seam for either: ``recovery.enabled``
+  needs ``server.transport = "ssoio"`` (a configuration error otherwise).
 * Engine.IO sessions are counted per client IP until they authenticate
   (``SocketApp.session_opened``), and are ``ssoio.transport.engine`` sessions:
   python-engineio's, lighter.
@@ -223,6 +229,8 @@ class SocketServer(SocketServerBase[App]):
     ) -> None:
         # read by python-socketio's constructor (_engineio_server_class)
         self._engine_class = engine_class
+        self._recovery = settings.recovery.enabled
+        self._held: dict[str, list[Any]] = {}  # eio_sid -> Engine.IO packets held
         super().__init__(settings, app_factory, manager)
         for namespace in self._namespaces:
             self.on("connect", self._connect_handler(namespace), namespace=namespace)
@@ -270,8 +278,48 @@ class SocketServer(SocketServerBase[App]):
             # connection keeps its identity (a session never changes principal)
             refused = NamespaceForbidden("already connected to this namespace")
             await self._connect_error(eio_sid, namespace, refused)
-        else:
+        elif not self._recovery:
             await super()._handle_connect(eio_sid, namespace, data)
+        else:
+            await self._connect_holding(eio_sid, namespace, data)
+
+    async def _connect_holding(self, eio_sid: str, namespace: str, data: Any) -> None:
+        """python-socketio's CONNECT handling with the session's packets held until the
+        answer and a recovered session's missed events are out (socket.io 4.6+ sends the
+        missed packets right after the CONNECT answer: ``Socket`` constructor with a
+        ``previousSession``)."""
+        self._held.setdefault(eio_sid, [])
+        fence = None
+        try:
+            await super()._handle_connect(eio_sid, namespace, data)
+            sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+            if sid is not None and self.manager.is_connected(sid, namespace):
+                replay, fence = self.gateway.take_replay(sid)
+                for args in replay:
+                    pkt = self.packet_class(packet.EVENT, namespace=namespace, data=args)
+                    await self._send_packet(eio_sid, pkt)
+        finally:
+            await self._release(eio_sid, _offset_key(fence))
+
+    async def _release(self, eio_sid: str, fence: tuple[int, int] | None) -> None:
+        """Send the held packets in order, but the room events at or before ``fence``
+        (the client got them in the replay)."""
+        held = self._held.get(eio_sid, [])
+        while held:
+            eio_pkt = held.pop(0)
+            offset = _offset_key(_packet_offset(eio_pkt.data)) if fence else None
+            if offset is None or fence is None or offset > fence:
+                await self._send_now(eio_sid, eio_pkt)
+        self._held.pop(eio_sid, None)
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        # The CONNECT answer of socket.io 4.6+ with recovery on: {sid, pid}
+        # (socket.io Socket._onconnect); the client keeps pid for its next CONNECT.
+        if self._recovery and pkt.packet_type == packet.CONNECT and isinstance(pkt.data, dict):
+            pid = self.gateway.pid_of(str(pkt.data.get("sid")))
+            if pid is not None:
+                pkt.data = {**pkt.data, "pid": pid}
+        await super()._send_packet(eio_sid, pkt)
 
     async def _connect_error(self, eio_sid: str, namespace: str, error: SsoioError) -> None:
         refused = refusal(error)
@@ -283,6 +331,17 @@ class SocketServer(SocketServerBase[App]):
     # -- messages and events -------------------------------------------------------------
 
     async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+        held = self._held.get(eio_sid) if self._held else None
+        if held is not None:  # its CONNECT is being handled (recovery: _connect_holding)
+            if len(held) < self._max_backlog:  # bounded as the queue is
+                held.append(eio_pkt)
+            else:
+                log.warning("realtime.backlog.exceeded packets=%d", len(held))
+                await self.close_session(eio_sid)
+            return
+        await self._send_now(eio_sid, eio_pkt)
+
+    async def _send_now(self, eio_sid: str, eio_pkt: Any) -> None:
         # Every packet to a client (broadcasts included) passes here. python-engineio's
         # queue per session is unbounded: a client that stops reading would grow it until
         # the ping timeout, from every room it is in.
@@ -379,6 +438,25 @@ class SocketServer(SocketServerBase[App]):
 
 def _error(error: SsoioError) -> dict[str, Any]:
     return refusal_body(error)
+
+
+# the offset socket.io 4.6+ appends as an EVENT's last argument: `2["name",{...},"ms-seq"]`
+_OFFSET_TAIL = re.compile(r',"(\d{1,15})-(\d{1,9})"\]$')
+
+
+def _packet_offset(encoded: object) -> str | None:
+    """The offset of an encoded Socket.IO EVENT (None: not a logged room event)."""
+    if not isinstance(encoded, str) or not encoded.startswith("2"):
+        return None
+    match = _OFFSET_TAIL.search(encoded)
+    return f"{match.group(1)}-{match.group(2)}" if match else None
+
+
+def _offset_key(offset: str | None) -> tuple[int, int] | None:
+    if offset is None:
+        return None
+    ms, _, seq = offset.partition("-")
+    return (int(ms), int(seq))
 
 
 def session_refusal(opened: bool | SsoioError) -> Any:

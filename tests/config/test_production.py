@@ -127,6 +127,9 @@ def test_all_refusals_at_once() -> None:
         ({"metrics": {"port": 8000}}, "metrics.port: must differ from server.port"),
         ({"cluster": {"redis_url": "redis://127.0.0.1:6379/0"}, "login": {"session_secret": ""}},
          "login.session_secret: is required with cluster.redis_url"),
+        # recovery's pid and replay need ssoio's Socket.IO server (issue #18)
+        ({"recovery": {"enabled": True}, "server": {"transport": "stock"}},
+         'recovery.enabled: needs server.transport = "ssoio"'),
     ],
 )  # fmt: skip
 def test_operations_problems(changes: dict[str, Any], expected: str) -> None:

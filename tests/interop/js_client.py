@@ -14,13 +14,19 @@ script::
         {"op": "wait", "event": "e", "timeout_ms": 5000},
         {"op": "wait_disconnect", "timeout_ms": 5000},
         {"op": "sleep", "ms": 100},
-        {"op": "disconnect"}],
+        {"op": "disconnect"},
+        {"op": "close_transport"},                     # socket.io.engine.close()
+        {"op": "set_auth", "auth": {...}},             # the next CONNECT's credential
+        {"op": "set_url", "url": "http://..."},        # the next connect goes there
+        {"op": "write_file", "path": P, "text": T},    # signal the test
+        {"op": "write_pid", "path": P},                # the client's recovery pid, to P
+        {"op": "wait_file", "path": P, "timeout_ms": 5000}],  # the test's signal
      "record": ["event", ...],
      "timeout_ms": 20000}
 
 observations (in arrival order, `{"type": "done"}` last)::
 
-    {"type": "connect", "id": SID}
+    {"type": "connect", "id": SID, "recovered": BOOL}   # socket.recovered (socket.io 4.6+)
     {"type": "connect_error", "message": MSG, "data": DATA-or-null}
     {"type": "ack", "step": I, "event": NAME, "args": [...]}
     {"type": "ack_timeout", "step": I}

@@ -11,6 +11,7 @@
 // Why a script and not an API: the tests need the behaviour of the real client library, as a
 // browser app or a node service would see it, including its reconnection and ack semantics.
 
+import { existsSync, writeFileSync } from "node:fs";
 import { io } from "socket.io-client";
 
 const DEFAULT_GLOBAL_TIMEOUT_MS = 20000;
@@ -188,9 +189,40 @@ async function runStep(socket, queues, step, index) {
     case "disconnect":
       socket.disconnect();
       return true;
+    // connection state recovery: lose the transport (not a client disconnect), and steer
+    // the next connect (a refreshed credential, another node as a balancer would)
+    case "close_transport":
+      socket.io.engine.close();
+      return true;
+    case "set_auth":
+      socket.auth = step.auth;
+      return true;
+    case "set_url":
+      socket.io.uri = step.url;
+      return true;
+    case "write_file":
+      writeFileSync(step.path, step.text ?? "");
+      return true;
+    case "write_pid": // the recovery session id (socket.io-client keeps it private)
+      writeFileSync(step.path, socket._pid ?? "");
+      return true;
+    case "wait_file":
+      return waitFile(step.path, step.timeout_ms ?? DEFAULT_WAIT_TIMEOUT_MS);
     default:
       throw new Error(`step ${index}: unknown op ${JSON.stringify(step.op)}`);
   }
+}
+
+// Resolves true once `path` exists (the test signals it), false after `ms`.
+async function waitFile(path, ms) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (existsSync(path)) {
+      return true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return false;
 }
 
 function watchedEvents(script) {
@@ -199,7 +231,9 @@ function watchedEvents(script) {
 }
 
 function observeLifecycle(socket) {
-  socket.on("connect", () => observe({ type: "connect", id: socket.id }));
+  socket.on("connect", () =>
+    observe({ type: "connect", id: socket.id, recovered: socket.recovered ?? false }),
+  );
   socket.on("connect_error", (err) => {
     observe({ type: "connect_error", message: err.message, data: err.data ?? null });
   });

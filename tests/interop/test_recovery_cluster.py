@@ -1,0 +1,204 @@
+"""Connection state recovery across a cluster: two ``ssoio serve`` nodes over a real
+redis-server, the official ``socket.io-client`` 4.8 (node) and the node OpenID Provider.
+Missed events are sent from the OTHER node (the server API); the client recovers on its
+own node, on the other one after its node was killed (SIGKILL), with a refreshed token;
+with Redis down it still connects, not recovered."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from tests.support.transport_path import ssoio_only
+
+from .cluster_nodes import Node, cluster_config
+from .provider import NodeProvider, require_tool
+from .redis_server import RedisServer
+from .test_recovery import (
+    GENERAL,
+    RECOVERY,
+    STAFF,
+    connects,
+    messages,
+    recovery_script,
+    while_away,
+)
+from .web_login import free_port
+
+pytestmark = [pytest.mark.interop, ssoio_only(RECOVERY)]
+
+ENABLE = {
+    "[recovery]\n# Default false: clients that send no pid are unaffected either way.\n"
+    "enabled = false": "[recovery]\nenabled = true",
+}
+
+
+@dataclass
+class Cluster:
+    idp: NodeProvider
+    redis: RedisServer
+    nodes: dict[str, Node]
+    config: Path
+
+    def __getitem__(self, name: str) -> Node:
+        return self.nodes[name]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
+    require_tool("redis-server")
+    workdir = tmp_path_factory.mktemp("recovery-cluster")
+    ports = {name: free_port() for name in ("a", "b")}
+    public_url = f"http://127.0.0.1:{ports['a']}"
+    idp = await NodeProvider.start(redirect_uris=[f"{public_url}/auth/callback"])
+    redis = await RedisServer.start()
+    config = cluster_config(workdir / "ssoio.toml", idp, redis.url, public_url, ENABLE)
+    nodes = {name: Node(name, port, workdir / f"{name}.log") for name, port in ports.items()}
+    try:
+        await asyncio.gather(*(node.start(config) for node in nodes.values()))
+        yield Cluster(idp, redis, nodes, config)
+    finally:
+        await asyncio.gather(*(node.stop() for node in nodes.values()))
+        await redis.stop()
+        await idp.stop()
+    for node in nodes.values():
+        assert "Traceback" not in node.log, node.log[-4000:]
+
+
+async def send_20(cluster: Cluster, node: str, rooms: tuple[str, ...] = (GENERAL, STAFF)) -> None:
+    """20 events to ``rooms`` through the server API of ``node``, one after the other."""
+    token = await cluster.idp.client_credentials_token()
+    async with httpx.AsyncClient(timeout=10) as http:
+        for number in range(20):
+            room = rooms[number % len(rooms)]
+            body = {"room": room, "event": "chat:message",
+                    "data": {"room": room, "text": f"m{number}"}}  # fmt: skip
+            answer = await http.post(f"{cluster[node].url}/api/v1/emit", json=body,
+                                     headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            assert answer.status_code == 200, answer.text
+
+
+def texts(observations: list[dict[str, Any]]) -> list[str]:
+    return [str(args[0]["text"]) for args in messages(observations)]
+
+
+def script_on(cluster: Cluster, node: str, token: str, signals: Path,
+              reconnect: list[dict[str, Any]] | None = None, expect: int = 0,
+              ) -> dict[str, Any]:  # fmt: skip
+    return recovery_script(cluster[node].url, {"token": token}, signals, reconnect=reconnect,
+                           expect=expect)  # fmt: skip
+
+
+async def test_events_sent_from_the_other_node_while_away_arrive_once_in_order(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    token = (await cluster.idp.user_tokens("alice"))["access_token"]
+    observations = await while_away(
+        script_on(cluster, "a", token, tmp_path, expect=20),
+        tmp_path,
+        lambda: send_20(cluster, "b"),
+    )
+    assert [c["recovered"] for c in connects(observations)] == [False, True]
+    assert texts(observations) == [f"m{n}" for n in range(20)]
+
+
+async def test_events_sent_during_the_reconnect_arrive_once_and_in_order(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Events keep coming through node B while the client reconnects to node A: what it
+    missed is replayed after the CONNECT answer, the live ones follow, none twice."""
+    token = (await cluster.idp.user_tokens("alice"))["access_token"]
+    script = recovery_script(cluster["a"].url, {"token": token}, tmp_path, rooms=(GENERAL,))
+    script["steps"][-1] = {"op": "sleep", "ms": 1500}
+    api = await cluster.idp.client_credentials_token()
+    stop = asyncio.Event()
+
+    async def stream() -> None:
+        async with httpx.AsyncClient(timeout=10) as http:
+            for number in range(100_000):  # bounded by the client's run
+                if stop.is_set():
+                    return
+                body = {"room": GENERAL, "event": "chat:message",
+                        "data": {"room": GENERAL, "text": str(number)}}  # fmt: skip
+                await http.post(f"{cluster['b'].url}/api/v1/emit", json=body,
+                                headers={"Authorization": f"Bearer {api}"})  # fmt: skip
+
+    sender = asyncio.create_task(stream())
+    try:
+        observations = await while_away(script, tmp_path, lambda: asyncio.sleep(0.3))
+    finally:
+        stop.set()
+        await sender
+    assert [c["recovered"] for c in connects(observations)] == [False, True]
+    numbers = [int(text) for text in texts(observations)]
+    assert len(numbers) > 20
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))  # no gap, no repeat
+
+
+async def test_a_refreshed_token_recovers_too(cluster: Cluster, tmp_path: Path) -> None:
+    token = (await cluster.idp.user_tokens("alice"))["access_token"]
+    fresh = (await cluster.idp.user_tokens("alice"))["access_token"]
+    assert fresh != token
+    script = script_on(cluster, "a", token, tmp_path, expect=20,
+                       reconnect=[{"op": "set_auth", "auth": {"token": fresh}}])  # fmt: skip
+    observations = await while_away(script, tmp_path, lambda: send_20(cluster, "b"))
+    assert [c["recovered"] for c in connects(observations)] == [False, True]
+    assert texts(observations) == [f"m{n}" for n in range(20)]
+
+
+async def test_with_redis_down_connects_work_and_nothing_is_recovered(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    token = (await cluster.idp.user_tokens("alice"))["access_token"]
+
+    async def redis_goes_away() -> None:
+        await send_20(cluster, "b")
+        await cluster.redis.stop()
+
+    try:
+        observations = await while_away(script_on(cluster, "a", token, tmp_path), tmp_path,
+                                        redis_goes_away)  # fmt: skip
+    finally:
+        await cluster.redis.restart()
+    assert [c["recovered"] for c in connects(observations)] == [False, False]
+    assert "connect_error" not in [o["type"] for o in observations]
+    assert texts(observations) == []
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["drained", "killed"])
+async def test_after_its_node_stops_the_client_recovers_on_the_other_node(
+    cluster: Cluster, tmp_path: Path, stop: signal.Signals
+) -> None:
+    """A rolling deploy's step (SIGTERM: drained) or a crash (SIGKILL). (Last: it stops
+    node A, then starts it again.)"""
+    token = (await cluster.idp.user_tokens("alice"))["access_token"]
+    steps = [{"op": "wait_disconnect", "timeout_ms": 15000}]
+    script = recovery_script(cluster["a"].url, {"token": token}, tmp_path, expect=20, reconnect=[
+        {"op": "set_url", "url": cluster["b"].url}])  # fmt: skip
+    # the transport is lost by the node's death, not by the client
+    index = next(i for i, s in enumerate(script["steps"]) if s["op"] == "close_transport")
+    script["steps"][index : index + 1] = [{"op": "write_file", "path": str(tmp_path / "ready")},
+                                          *steps]  # fmt: skip
+    client = asyncio.create_task(while_away(script, tmp_path, lambda: send_20(cluster, "b")))
+    for _ in range(400):  # bounded: 20 s
+        if (tmp_path / "ready").exists():
+            break
+        await asyncio.sleep(0.05)
+    process = cluster["a"].process
+    assert process is not None
+    process.send_signal(stop)
+    await asyncio.wait_for(process.wait(), 20)
+    try:
+        observations = await client
+    finally:
+        await cluster["a"].start(cluster.config)
+    assert [c["recovered"] for c in connects(observations)] == [False, True]
+    assert texts(observations) == [f"m{n}" for n in range(20)]
