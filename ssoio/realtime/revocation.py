@@ -119,6 +119,12 @@ class Revocation:
         # Targets in another tenant are skipped silently: answering "forbidden" would tell
         # an admin whether someone outside their scope is online.
         target = str(authorized.payload["sub"])
+        if self.recovery is not None:
+            # A kicked person's sessions that are away now must not come back by recovery
+            # either. Their records do not hold what may_kick decides on, so every away
+            # session of that sub is forgotten: the worst a kick outside the actor's scope
+            # can do is make its target reconnect afresh.
+            await self.recovery.forget_matching("user", (actor.principal.issuer, target))
         kicked = await self.kick_here(authorized.event.name, actor.principal, target)
         kicked += await self._count_elsewhere("kick", {
             "event": authorized.event.name, "actor": principal_to_dict(actor.principal),

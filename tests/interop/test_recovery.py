@@ -18,7 +18,7 @@ from tests.support.transport_path import ssoio_only
 
 from .js_client import run_js_client
 from .provider import NodeProvider, jwt_payload
-from .ssoio_server import example_settings, running_ssoio
+from .ssoio_server import Client, example_settings, running_ssoio
 
 RECOVERY = (
     "socketio.server: connection state recovery needs ssoio's SocketServer (the CONNECT "
@@ -221,6 +221,29 @@ async def test_after_a_kick_the_session_never_recovers(
     async def kick_then_send() -> None:
         assert await server.disconnect_user("erin") == 1  # kicked (the server API's path)
         await asyncio.sleep(0.3)
+        await send_20(server, (GENERAL,))
+
+    observations = await while_away(script, tmp_path, kick_then_send)
+    assert [c["recovered"] for c in connects(observations)] == [False, False]
+    assert messages(observations) == []
+
+
+async def test_a_kick_while_away_ends_the_session_for_good(
+    node: tuple[str, SsoServer], node_idp: NodeProvider, tmp_path: Path
+) -> None:
+    """``admin:kick`` by an admin (the event path) while erin's transport is away."""
+    url, server = node
+    token = (await node_idp.user_tokens("erin"))["access_token"]
+    script = recovery_script(url, {"token": token}, tmp_path, rooms=(GENERAL,))
+
+    async def kick_then_send() -> None:
+        admin = Client(url)
+        try:
+            assert await admin.connect((await node_idp.user_tokens("alice"))["access_token"])
+            answer = await admin.call("admin:kick", {"sub": "erin"})
+            assert answer == {"ok": True, "kicked": 0}  # nothing live to kick
+        finally:
+            await admin.close()
         await send_20(server, (GENERAL,))
 
     observations = await while_away(script, tmp_path, kick_then_send)
