@@ -49,7 +49,32 @@ async def check_provider(
         facts.kids = await _jwks(http, jwks_uri, issuer, report)
     await _token_endpoint(http, facts.metadata, issuer, report)
     facts.family = _family(facts.metadata, issuer, report)
+    if settings.login.enabled and issuer.name == settings.login_issuer.name:
+        _logout(facts.metadata, settings, report)
     return facts
+
+
+def _logout(metadata: dict[str, Any], settings: Settings, report: Report) -> None:
+    """Which logout channel to register at the provider (what its discovery document says
+    it supports: Back-Channel Logout 1.0 §2.1, Front-Channel Logout 1.0 §3): it decides how
+    fast sockets close after a logout there (docs/providers.md)."""
+    base = settings.server.public_url.rstrip("/")
+    if metadata.get("backchannel_logout_supported") is True:
+        message = (
+            f"back-channel: register {base}/auth/backchannel-logout with the session "
+            "required; sockets close at once after a logout at the provider"
+        )
+    elif metadata.get("frontchannel_logout_supported") is True:
+        message = (
+            f"front-channel only: register {base}/auth/frontchannel-logout with the "
+            "session required; sockets close when the provider's logout page loads it"
+        )
+    else:
+        message = (
+            "no logout channel published: a logout at the provider is seen at the "
+            "next refresh; login.session_check_s bounds the delay"
+        )
+    report.add(Check("logout", "info", message))
 
 
 async def _discovery(

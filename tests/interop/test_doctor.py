@@ -96,6 +96,7 @@ async def test_all_ok(node_idp: NodeProvider, tmp_path: Path) -> None:
     report = json.loads(as_json.stdout)
     assert report["exit"] == 0
     assert {c["status"] for c in report["checks"]} <= {"ok", "info"}
+    assert "back-channel: register" in line_of(result, "logout", "info")
 
 
 async def test_issuer_trailing_slash(node_idp: NodeProvider, tmp_path: Path) -> None:

@@ -49,3 +49,4 @@ async def test_doctor_recognises_lemonldap_and_passes_its_token(tmp_path: Path) 
     assert warnings[0].startswith("warn  claims tenant")
     assert token not in result.stdout + result.stderr
     assert "dwho" in line_of(result, "principal", "info")
+    assert "front-channel only: register" in line_of(result, "logout", "info")
