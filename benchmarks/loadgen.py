@@ -24,6 +24,13 @@ server's core meanwhile (``/proc/stat``), and prints one JSON object:
   acked events, the next only after the previous ack. Latency: send to ack.
 * ``idle``: RSS before and after ``--count`` connections are opened and left idle for
   ``--settle`` seconds.
+* ``relay``: ``--clients`` connections each join a room of their own (``room:join``) and
+  send ``--events`` acked ``chat:send {room, text, note}``, the next after the previous
+  ack; the server relays each as ``chat:message`` to the room (here: the sender only).
+* ``relay10``: the same with rooms of 10 members (same tenant): one sender, 8 staff
+  members and 1 member without role staff, each reading its ``chat:message`` frames; the
+  measured span ends when every member has every message. ``--visibility`` makes a
+  ``note`` seen by the non-staff member (or missed by a staff one) a failure.
 
 With ``--signal-profile`` the server gets SIGUSR1 just before the measured part of the
 phase and SIGUSR2 just after it (``servers/ssoio_node.py --profile`` profiles in between).
@@ -60,6 +67,9 @@ KID = "bench-1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WARMUP_CONNECTS = 20
 WARMUP_EVENTS = 20
+TENANTS = ("acme", "globex")
+ROOM_SIZE = 10  # the relay10 phase's rooms: the sender, 8 staff and 1 non-staff recipient
+NOTE = "staff only"
 
 
 # -- tokens ---------------------------------------------------------------------------------
@@ -78,16 +88,24 @@ def sign(key: rsa.RSAPrivateKey, claims: dict[str, Any]) -> str:
     return f"{signing_input}.{b64(signature)}"
 
 
-def make_tokens(key: rsa.RSAPrivateKey, issuer: str, count: int, prefix: str) -> list[str]:
-    """``count`` distinct RS256 access tokens (RFC 9068 shaped, Keycloak-style claims)."""
+def tenant_of(i: int) -> str:
+    return TENANTS[i % 2]
+
+
+def make_tokens(
+    key: rsa.RSAPrivateKey, issuer: str, count: int, prefix: str,
+    group: int = 1, staff: Callable[[int], bool] = lambda _i: True,
+) -> list[str]:  # fmt: skip
+    """``count`` distinct RS256 access tokens (RFC 9068 shaped, Keycloak-style claims):
+    consecutive ``group``s of them share a tenant; ``staff(i)`` says who has role staff."""
     now = int(time.time())
     tokens = []
     for i in range(count):
         claims = {
             "iss": issuer, "sub": f"{prefix}-user-{i}", "aud": AUDIENCE, "exp": now + 3600,
             "iat": now, "jti": f"{prefix}-{i}-{os.urandom(6).hex()}", "client_id": "bench-web",
-            "scope": "openid chat", "realm_access": {"roles": ["staff"]},
-            "tenant": ("acme", "globex")[i % 2],
+            "scope": "openid chat", "realm_access": {"roles": ["staff"] if staff(i) else []},
+            "tenant": tenant_of(i // group),
         }  # fmt: skip
         tokens.append(sign(key, claims))
     return tokens
@@ -266,6 +284,56 @@ def event_packets(count: int) -> tuple[list[str], list[str]]:
     return sends, acks
 
 
+def relay_packets(room: str, count: int) -> list[str]:
+    """Pre-encoded ``42<i>["chat:send",{"room":...,"text":...,"note":...}]`` packets."""
+    return [
+        f"42{i}" + json.dumps(["chat:send", {"room": room, "text": f"hello {i}", "note": NOTE}],
+                              separators=(",", ":"))
+        for i in range(count)
+    ]  # fmt: skip
+
+
+async def join_room(ws: ClientConnection, room: str) -> None:
+    """``room:join {room}``, acked ``{"ok": true}`` (else SystemExit: the server lacks the
+    benchmark's relay set-up)."""
+    await ws.send("429" + json.dumps(["room:join", {"room": room}], separators=(",", ":")))
+    while True:
+        message = await ws.recv()
+        if message == "2":
+            await ws.send("3")
+        elif isinstance(message, str) and message.startswith("439["):
+            if '"ok":true' not in message:
+                raise SystemExit(f"room:join {room} refused: {message[:200]}")
+            return
+
+
+@dataclass
+class Listener:
+    """A room member that only reads: counts the ``chat:message`` frames it receives and
+    whether it saw the staff-only ``note`` (``staff``: whether it should)."""
+
+    ws: ClientConnection
+    staff: bool
+    expected: int
+    received: int = 0
+    wrong_view: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def read(self) -> None:
+        try:
+            async for message in self.ws:
+                if message == "2":
+                    await self.ws.send("3")
+                elif isinstance(message, str) and message.startswith('42["chat:message"'):
+                    self.received += 1
+                    if ('"note"' in message) != self.staff:
+                        self.wrong_view += 1
+                    if self.received >= self.expected:
+                        self.done.set()
+        except ConnectionClosed:
+            pass
+
+
 async def send_events(
     ws: ClientConnection, sends: Sequence[str], acks: Sequence[str], tally: Tally
 ) -> None:
@@ -305,6 +373,8 @@ class Result:
     deflate: bool | None = None
     other_load: float = 0.0
     disconnect_cpu_s: float | None = None
+    deliveries: int | None = None  # relay phases: chat:message frames the members received
+    wrong_views: int | None = None  # relay phases: frames with(out) the note against policy
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -368,8 +438,12 @@ class Phase:
                 return
             last = now
 
-    def tokens(self, count: int, prefix: str) -> list[str]:
-        return connect_packets(make_tokens(self.key, self.args.issuer, count, prefix))
+    def tokens(
+        self, count: int, prefix: str, group: int = 1,
+        staff: Callable[[int], bool] = lambda _i: True,
+    ) -> list[str]:  # fmt: skip
+        tokens = make_tokens(self.key, self.args.issuer, count, prefix, group, staff)
+        return connect_packets(tokens)
 
     async def bounded(self, what: str, work: Awaitable[None]) -> None:
         try:
@@ -377,15 +451,22 @@ class Phase:
         except TimeoutError:
             raise SystemExit(f"{what}: not done within {self.timeout} s") from None
 
-    async def warm_up(self) -> None:
-        """Connects and events the server sees before anything is measured."""
+    async def warm_up(self, relay: bool = False) -> None:
+        """Connects and events the server sees before anything is measured (with ``relay``:
+        each warm-up client joins a room of its own and relays ``chat:send`` there)."""
         sockets, tally = Sockets(), Tally()
         packets = self.tokens(WARMUP_CONNECTS, "warm")
-        await self.bounded(
-            "warm-up connects", open_many(self.client, packets, 10, sockets.open.append, tally)
-        )
+        opened = await self.open_indexed("warm-up connects", packets, 10)
+        sockets.open.extend(opened)
         sends, acks = event_packets(WARMUP_EVENTS)
-        events = (send_events(ws, sends, acks, tally) for ws in sockets.open)
+        events = (send_events(ws, sends, acks, tally) for ws in opened)
+        if relay:
+            rooms = [f"tenant:{tenant_of(i)}:warm-{i}" for i in range(len(opened))]
+            await self.bounded("warm-up joins", gather(map(join_room, opened, rooms)))
+            events = (
+                send_events(ws, relay_packets(room, WARMUP_EVENTS), acks, tally)
+                for ws, room in zip(opened, rooms, strict=True)
+            )
         await self.bounded("warm-up events", gather(events))
         if tally.failures:
             raise SystemExit(f"warm-up failed: {tally.errors}")
@@ -442,6 +523,74 @@ class Phase:
             other_load=span.other_load,
         )  # fmt: skip
 
+    async def open_indexed(
+        self, what: str, packets: Sequence[str], concurrency: int
+    ) -> list[ClientConnection]:
+        """One connection per CONNECT packet, in the packets' order (SystemExit if any
+        fails: the phases that use it need every member)."""
+        opened: list[ClientConnection | None] = [None] * len(packets)
+        tally = Tally()
+        order = iter(range(len(packets)))
+
+        async def worker() -> None:
+            for i in order:
+                try:
+                    opened[i] = await self.client.open(packets[i])
+                except (ConnectRefused, ConnectionClosed, OSError, TimeoutError) as exc:
+                    tally.fail(exc)
+
+        await self.bounded(what, gather(worker() for _ in range(min(concurrency, len(packets)))))
+        sockets = [ws for ws in opened if ws is not None]
+        if tally.failures or len(sockets) != len(packets):
+            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+            raise SystemExit(f"{what}: {tally.failures} failed: {tally.errors}")
+        return sockets
+
+    async def relay(self, size: int) -> Result:
+        """``--clients`` rooms of ``size`` members; each room's first member sends
+        ``--events`` acked ``chat:send``, the next after the previous ack; the others read
+        every ``chat:message`` (the last of a room of more than one is not staff, so field
+        visibility applies). Measured until every member received every message."""
+        rooms, per_client = self.args.clients, self.args.events
+        packets = self.tokens(rooms * size, f"relay{size}", group=size,
+                              staff=lambda i: size == 1 or i % size != size - 1)  # fmt: skip
+        _, acks = event_packets(per_client)
+        await self.warm_up(relay=True)
+        members = await self.open_indexed("relay members' connects", packets,
+                                          self.args.concurrency)  # fmt: skip
+        sockets = Sockets()
+        sockets.open.extend(members)
+        names = [f"tenant:{tenant_of(g)}:relay{size}-{g}" for g in range(rooms)]
+        joins = (join_room(ws, names[i // size]) for i, ws in enumerate(members))
+        await self.bounded("room joins", gather(joins))
+        listeners = [
+            Listener(ws, staff=i % size != size - 1, expected=per_client)
+            for i, ws in enumerate(members) if i % size
+        ]  # fmt: skip
+        sockets.tasks.extend(asyncio.create_task(listener.read()) for listener in listeners)
+        tally = Tally()
+        await asyncio.sleep(0.5)
+        since = self.measure()
+        senders = (
+            self._events_of(members[g * size], relay_packets(names[g], per_client), acks, tally)
+            for g in range(rooms)
+        )
+        await self.bounded("relayed events", gather(senders))
+        await self.bounded("deliveries", gather(ear.done.wait() for ear in listeners))
+        span = self.measured(since)
+        wrong = sum(listener.wrong_view for listener in listeners)
+        if self.args.visibility and wrong:
+            tally.fail(f"{wrong} chat:message frames with(out) the note against role:staff")
+        deflate = sockets.deflate()
+        await sockets.close()
+        return Result(
+            f"relay{size}", len(tally.latencies), tally.failures, tally.errors, span.wall,
+            span.server_cpu, span.client_cpu, percentile(tally.latencies, 50),
+            percentile(tally.latencies, 99), len(members), deflate=deflate,
+            other_load=span.other_load, deliveries=sum(ear.received for ear in listeners),
+            wrong_views=wrong,
+        )  # fmt: skip
+
     async def _events_of(
         self, ws: ClientConnection, sends: Sequence[str], acks: Sequence[str], tally: Tally
     ) -> None:
@@ -484,13 +633,14 @@ async def run(args: argparse.Namespace) -> Result:
     phase = Phase(args)
     runner: dict[str, Callable[[], Awaitable[Result]]] = {
         "storm": phase.storm, "events": phase.events, "idle": phase.idle,
+        "relay": lambda: phase.relay(1), "relay10": lambda: phase.relay(ROOM_SIZE),
     }  # fmt: skip
     return await runner[args.phase]()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("phase", choices=["storm", "events", "idle"])
+    parser.add_argument("phase", choices=["storm", "events", "idle", "relay", "relay10"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--server-core", type=int, default=0, help="the core it is pinned to")
@@ -503,6 +653,10 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=5.0, help="seconds before RSS reads")
     parser.add_argument("--timeout", type=float, default=300.0, help="bound of each step")
     parser.add_argument("--no-deflate", dest="deflate", action="store_false")
+    parser.add_argument(
+        "--visibility", action="store_true",
+        help="relay10: a note seen by the non-staff member (or missed by staff) is a failure",
+    )  # fmt: skip
     parser.add_argument(
         "--signal-profile", action="store_true", help="SIGUSR1/SIGUSR2 the server around it"
     )

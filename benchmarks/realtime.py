@@ -1,15 +1,25 @@
 """Realtime benchmark: an authenticated ssoio node next to bare python-socketio.
 
-Three phases, each run against a fresh server process, first the baseline then ssoio:
+Five phases, each run against a fresh server process, first the baselines then ssoio:
 
 1. connect storm: ``--connects`` connects at ``--concurrency``, each with its own RS256
    access token (so ssoio verifies a signature every time); connections stay open;
 2. acked events: ``--clients`` connections x ``--events`` acked events through the guard,
    each client sending its next event after the previous ack;
 3. idle memory: server RSS growth per connection after ``--idle`` connections are opened
-   and left idle for ``--settle`` seconds.
+   and left idle for ``--settle`` seconds;
+4. relayed events, empty room: ``--clients`` connections each join a room of their own and
+   send ``--events`` acked ``chat:send {room, text, note}``, relayed as ``chat:message``
+   to the room (the sender only);
+5. relayed events to rooms of 10: ``--clients`` rooms of 10 members, one sender, 8 staff
+   and 1 non-staff member reading their frames; ssoio's ``note`` is visible to
+   ``role:staff`` only, so field visibility applies.
 
-The servers (``servers/bare.py``, ``servers/ssoio_node.py``) run pinned to core 0; this
+The baselines are bare python-socketio (``servers/bare.py``) and Node socket.io 4.8
+(``servers/node_socketio.mjs``, installed from npm with ``npm ci`` into
+``servers/node_modules`` on first use; ``--no-node`` leaves it out), with the same echo,
+``room:join`` and relay handlers and no authentication. The servers (and
+``servers/ssoio_node.py``) run pinned to core 0; this
 driver, the load generator (``loadgen.py``) and the JWKS server (``python -m http.server``
 serving a JWKS written to a temporary directory) to core 1. Server CPU per operation is
 the server process's utime + stime delta over the phase divided by the operations: exact
@@ -24,7 +34,8 @@ run once more with ssoio under cProfile and the functions with the most own time
 to the report.
 
 Run: ``.venv/bin/python benchmarks/realtime.py [--connects N] [--clients N] [--events N]
-[--idle N]``
+[--idle N] [--no-node]``. ``--previous`` needs a revision whose ``ssoio_node.py`` has the
+relay set-up (``chat:send``); an older one fails the relay phases at ``room:join``.
 """
 
 from __future__ import annotations
@@ -39,6 +50,7 @@ import platform
 import pstats
 import re
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,11 +75,16 @@ ISSUER = "https://idp.bench.invalid/realms/bench"
 KID = "bench-1"
 SERVER_CORE, LOAD_CORE = 0, 1
 PR_SET_PDEATHSIG = 1  # prctl(2)
-PHASES = ("storm", "events", "idle")
-# plus "tuned" with --tuned-baseline, between the two, and "stock" with --stock-transport
-KINDS = ("bare", "ssoio")
+PHASES = ("storm", "events", "idle", "relay", "relay10")
+RELAY_PHASES = ("relay", "relay10")
+# plus "tuned" with --tuned-baseline, after bare, and "stock" with --stock-transport;
+# "node" unless --no-node
+KINDS = ("bare", "node", "ssoio")
+SSOIO_KINDS = ("ssoio", "stock", "previous")
+NODE_SERVER = HERE / "servers" / "node_socketio.mjs"
 LABELS = {
     "bare": "bare python-socketio",
+    "node": "Node socket.io 4.8",
     "tuned": "bare, tuned as ssoio runs",
     "ssoio": "ssoio",
     "stock": "ssoio, stock transport",
@@ -240,8 +257,10 @@ class Bench:
         argv = [sys.executable, str(HERE / "servers" / "bare.py"), "--port", str(port)]
         if kind == "tuned":
             argv.append("--tuned")
+        if kind == "node":
+            argv = [node_binary(), str(NODE_SERVER), "--port", str(port)]
         tree = self.args.previous if kind == "previous" else ROOT
-        if kind in ("ssoio", "stock", "previous"):
+        if kind in SSOIO_KINDS:
             node = tree / "benchmarks" / "servers" / "ssoio_node.py"
             argv = [sys.executable, str(node), "--port", str(port),
                     "--issuer", ISSUER, "--jwks-uri", self.jwks_uri]  # fmt: skip
@@ -272,6 +291,8 @@ class Bench:
             ]  # fmt: skip
             if not args.deflate:
                 argv.append("--no-deflate")
+            if kind in SSOIO_KINDS:
+                argv.append("--visibility")  # only ssoio filters the staff-only note
             if profile is not None:
                 argv.append("--signal-profile")
             try:
@@ -288,6 +309,37 @@ class Bench:
                 )
             result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         return result
+
+
+def node_binary() -> str:
+    node = shutil.which("node")
+    if node is None:
+        raise SystemExit("the Node socket.io baseline needs node (20 or later) on PATH; "
+                         "install it, or leave the baseline out with --no-node")  # fmt: skip
+    return node
+
+
+def install_node_server() -> None:
+    """``npm ci`` the Node baseline's pinned socket.io into ``servers/node_modules`` unless
+    it is there already (the lock file pins socket.io 4.8.x and everything it pulls in)."""
+    servers = HERE / "servers"
+    if (servers / "node_modules" / "socket.io" / "package.json").exists():
+        return
+    node_binary()
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SystemExit("the Node socket.io baseline is installed with npm, which is not on "
+                         "PATH; install it, or leave the baseline out with --no-node")  # fmt: skip
+    print("installing the Node socket.io baseline (npm ci) ...", flush=True)
+    try:
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=servers, capture_output=True,
+            text=True, timeout=600, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise SystemExit("npm ci (benchmarks/servers) did not finish within 600 s") from None
+    if done.returncode != 0:
+        raise SystemExit(f"npm ci (benchmarks/servers) failed:\n{done.stderr[-3000:]}")
 
 
 def public_jwk(key: rsa.RSAPrivateKey) -> dict[str, str]:
@@ -320,6 +372,8 @@ def metrics(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | N
         }
         if r.get("disconnect_cpu_s") is not None:
             m["disconnect_us"] = r["disconnect_cpu_s"] / max(r["connections"], 1) * 1e6
+        if r.get("deliveries"):
+            m["delivery_us"] = r["server_cpu_s"] / r["deliveries"] * 1e6
         if phase == "idle":
             held = max(r["connections"], 1)
             m["kib"] = (r["rss_after_kib"] - r["rss_before_kib"]) / held
@@ -364,10 +418,28 @@ ROWS = (
     ("event: ack latency p50 (ms)", "events", "p50_ms", 2),
     ("event: ack latency p99 (ms)", "events", "p99_ms", 2),
     ("idle: server memory per connection (KiB)", "idle", "kib", 1),
+    ("relay, empty room: server CPU per chat:send (µs)", "relay", "cpu_us", 1),
+    ("relay, empty room: chat:send/s", "relay", "rate", 0),
+    ("relay, empty room: ack latency p50 (ms)", "relay", "p50_ms", 2),
+    ("relay, empty room: ack latency p99 (ms)", "relay", "p99_ms", 2),
+    ("relay to 10 members: server CPU per chat:send (µs)", "relay10", "cpu_us", 1),
+    (
+        "relay to 10 members: server CPU per delivery to another member (µs)",
+        "relay10",
+        "delivery_us",
+        1,
+    ),
+    ("relay to 10 members: chat:send/s", "relay10", "rate", 0),
+    ("relay to 10 members: ack latency p50 (ms)", "relay10", "p50_ms", 2),
+    ("relay to 10 members: ack latency p99 (ms)", "relay10", "p99_ms", 2),
     ("teardown after the storm: server CPU per disconnect (µs)", "storm", "disconnect_us", 0),
     ("load generator CPU per connect (µs)", "storm", "client_us", 0),
     ("load generator CPU per event (µs)", "events", "client_us", 1),
+    ("load generator CPU per chat:send, empty room (µs)", "relay", "client_us", 1),
+    ("load generator CPU per chat:send, 10 members (µs)", "relay10", "client_us", 1),
 )
+# ssoio's figures divided by these servers', as columns when they ran
+RATIOS = (("bare", "ssoio / bare"), ("node", "ssoio / node"), ("tuned", "ssoio / tuned"))
 
 
 def report(
@@ -378,9 +450,10 @@ def report(
 ) -> tuple[str, bool]:
     kinds = list(results)
     m = {kind: metrics(results[kind]) for kind in kinds}
-    tuned = "tuned" in results
+    ratios = [(kind, title) for kind, title in RATIOS if kind in results]
     lines = [
-        "# Realtime benchmark: ssoio next to bare python-socketio",
+        "# Realtime benchmark: ssoio next to bare python-socketio"
+        + (" and Node socket.io" if "node" in kinds else ""),
         "",
         f"- machine: {machine_line()}",
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; run time {seconds:.0f} s",
@@ -390,11 +463,23 @@ def report(
         "the previous ack",
         f"- idle memory: {args.idle:,} connections, server RSS growth over them after "
         f"{args.settle:g} s of settling",
+        f"- relayed events: {args.clients} senders x {args.events} acked `chat:send "
+        "{room, text, note}`, each after the previous ack, relayed as `chat:message` to the "
+        f"whole room; empty room: each sender alone in its room; 10 members: {args.clients} "
+        "rooms of one sender, 8 staff and 1 non-staff member reading every frame (the "
+        "measure ends when all have all), ssoio's `note` visible to `role:staff` only "
+        "(the baselines relay without a guard, so without visibility)",
         f"- each phase ran {args.repeat} times per server, interleaved (round by round, "
         "server by server), each time on a fresh server process; the median run is reported. "
         "Server CPU per connect of each run (µs): "
         + "; ".join(
             f"{LABELS[k]} " + " / ".join(fmt(v) for v in results[k]["storm"]["figures"])
+            for k in kinds
+        )
+        + ". Per relayed event (µs), empty room / 10 members: "
+        + "; ".join(
+            f"{LABELS[k]} "
+            + " / ".join(fmt(v, 1) for p in RELAY_PHASES for v in results[k][p]["figures"])
             for k in kinds
         ),
         f"- servers pinned to core {SERVER_CORE}, load generator to core {LOAD_CORE}; server "
@@ -405,20 +490,20 @@ def report(
         "",
         "| metric | "
         + " | ".join(LABELS[k] for k in kinds)
-        + " | ssoio / bare |"
-        + (" ssoio / tuned |" if tuned else ""),
-        "| --- |" + " ---: |" * (len(kinds) + 1 + tuned),
+        + " |"
+        + "".join(f" {title} |" for _, title in ratios),
+        "| --- |" + " ---: |" * (len(kinds) + len(ratios)),
     ]
-    extra = " |" if tuned else ""
+    extra = " |" * (len(ratios) - 1)
     for label, phase, key, digits in ROWS:
         values = {k: m[k][phase].get(key) for k in kinds}
-        row = f"| {label} | " + " | ".join(fmt(values[k], digits) for k in kinds)
-        row += f" | {ratio(values['ssoio'], values['bare'])} |"
-        if tuned:
-            row += f" {ratio(values['ssoio'], values['tuned'])} |"
+        row = f"| {label} | " + " | ".join(fmt(values[k], digits) for k in kinds) + " |"
+        row += "".join(f" {ratio(values['ssoio'], values[k])} |" for k, _ in ratios)
         lines.append(row)
     lines.append(
-        "| other processes' load on the server core, storm / events / idle (%) | "
+        "| other processes' load on the server core, "
+        + " / ".join(PHASES)
+        + " (%) | "
         + " | ".join(" / ".join(fmt(m[k][p]["other_load"]) for p in PHASES) for k in kinds)
         + " | |"
         + extra
@@ -433,6 +518,13 @@ def report(
     lines.append(
         "| failures (connect errors / refused acks) | "
         + " | ".join(", ".join(f"{p} {failures[k][p]}" for p in PHASES) for k in kinds)
+        + " | |"
+        + extra
+    )
+    lines.append(
+        "| relay to 10 members: frames whose `note` did not follow `role:staff` (only "
+        "ssoio filters it) | "
+        + " | ".join(fmt(results[k]["relay10"].get("wrong_views")) for k in kinds)
         + " | |"
         + extra
     )
@@ -467,7 +559,15 @@ SETUP = """\
   ssoio runs": websockets-sansio, no permessage-deflate, ssoio's GC thresholds, WARNING
   logging, no access log, no proxy headers; uvicorn's and python-engineio's own classes
   (ssoio's lighter ones, `ssoio/transport/protocols.py` and `ssoio/transport/engine.py`, are part of
-  what ssoio brings).
+  what ssoio brings). `room:join {{room}}` enters the room (`enter_room`); `chat:send`
+  does `emit("chat:message", {{**payload, "from": sid}}, to=room)` and returns
+  `{{"ok": true}}`.
+- Node socket.io 4.8 (`benchmarks/servers/node_socketio.mjs`, socket.io pinned by
+  `benchmarks/servers/package-lock.json`, `npm ci` on first use): `new Server(httpServer)`
+  with every default (websocket and polling, permessage-deflate off, no authentication;
+  the CONNECT's token is ignored), the same `echo`, `room:join` (`socket.join`) and
+  `chat:send` (`io.to(room).emit("chat:message", {{...data, from: socket.id}})`, ack
+  `{{ok: true}}`) handlers.
 - ssoio: `SsoServer(validate_raw(config, {{}}))` run as `ssoio serve` runs it
   (`tune_garbage_collector()`, `uvicorn_config(...)`: websockets-sansio, no
   permessage-deflate), with `configure_logging(level=logging.WARNING)` so the audit
@@ -475,7 +575,11 @@ SETUP = """\
   discovery), `token_types = ["at+jwt"]`, `audiences = ["bench-api"]`, keycloak claims
   preset with a `tenant` attribute, auto-joined rooms `user:{{sub}}` and `tenant:{{tenant}}`,
   and `@sso.on("echo", requires="authenticated", fields={{"n": "integer"}})` returning
-  `{{"n": n}}`, so every event passes the whole guard.
+  `{{"n": n}}`, so every event passes the whole guard. `chat:send` is the reference
+  configuration's relay event (`requires = "scope:chat"`, fields `room`, `text` and
+  `note`, publish on rooms `tenant:{{tenant}}:*` joined with the built-in `room:join`,
+  `deliver_as = "chat:message"`, sender field `from`) with `visible = {{ note =
+  "role:staff" }}`, so every relay takes the filtered delivery path.
 - ssoio limits raised because every client comes from 127.0.0.1: `connects_per_ip`,
   `events_per_connection` and `events_per_user` at rate 100000 / burst 100000, and
   `realtime.max_unauthenticated_per_ip` at 100000 (the storm keeps up to 50 sessions from
@@ -636,6 +740,8 @@ def main() -> None:
         help="also measure ssoio from this checkout of an earlier revision (git worktree "
         "add DIR REV), interleaved with the current one: what a change cost",
     )  # fmt: skip
+    parser.add_argument("--no-node", action="store_true",
+                        help="leave out the Node socket.io 4.8 baseline")  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS, help="report file")
     args = parser.parse_args()
 
@@ -646,7 +752,11 @@ def main() -> None:
     print(f"machine: {machine_line()}", flush=True)
     with contextlib.ExitStack() as stack:
         bench = Bench(args, stack)
-        kinds = ["bare", "tuned", "ssoio"] if args.tuned_baseline else list(KINDS)
+        kinds = ["bare", "tuned", "node", "ssoio"] if args.tuned_baseline else list(KINDS)
+        if args.no_node:
+            kinds.remove("node")
+        else:
+            install_node_server()
         kinds += ["stock"] if args.stock_transport else []
         kinds += ["previous"] if args.previous else []
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {

@@ -4,7 +4,11 @@
 with nothing but host and port: the auto websocket implementation, permessage-deflate
 accepted when the client offers it, uvicorn's default logging (INFO, access log on) and
 the interpreter's default garbage collector. One ``echo`` event handler returns
-``{"ok": True}`` as the ack. This is what an application gets before doing any tuning.
+``{"ok": True}`` as the ack; ``room:join {room}`` enters the room; ``chat:send {room, ...}``
+emits ``chat:message`` (the payload plus ``from``) to the whole room, the sender included
+as ssoio's relay does, and acks ``{"ok": True}`` (no field visibility: the relay an
+application writes without a guard). This is what an application gets before doing any
+tuning.
 
 ``--tuned`` runs the same app with the settings ssoio runs with (``ssoio.serving.uvicorn_config``
 and ``tune_garbage_collector``): websockets-sansio, no permessage-deflate, raised GC
@@ -29,13 +33,26 @@ from ssoio.process import GC_THRESHOLDS
 
 
 def build_app() -> Any:
-    """The ASGI app: a default ``AsyncServer`` with one ``echo`` handler."""
+    """The ASGI app: a default ``AsyncServer`` with the ``echo``, ``room:join`` and
+    ``chat:send`` handlers."""
     sio = socketio.AsyncServer(async_mode="asgi")
 
     async def echo(_sid: str, _data: Any = None) -> dict[str, Any]:
         return {"ok": True}
 
+    async def join(sid: str, data: Any = None) -> dict[str, Any]:
+        room = str(data.get("room", "")) if isinstance(data, dict) else ""
+        await sio.enter_room(sid, room)
+        return {"ok": True, "room": room}
+
+    async def chat_send(sid: str, data: Any = None) -> dict[str, Any]:
+        payload = dict(data) if isinstance(data, dict) else {}
+        await sio.emit("chat:message", {**payload, "from": sid}, to=str(payload.get("room", "")))
+        return {"ok": True}
+
     sio.on("echo", echo)
+    sio.on("room:join", join)
+    sio.on("chat:send", chat_send)
     return socketio.ASGIApp(sio)
 
 

@@ -1,4 +1,5 @@
-"""An ssoio node as ``ssoio serve`` runs it, with one embedded guarded ``echo`` handler.
+"""An ssoio node as ``ssoio serve`` runs it, with one embedded guarded ``echo`` handler
+and the configured relay event ``chat:send``.
 
 The configuration trusts one issuer whose keys come from ``--jwks-uri`` (so discovery is
 skipped), accepts only RFC 9068 access tokens (``typ: at+jwt``) for audience
@@ -7,6 +8,9 @@ auto-joins every connection to ``user:{sub}`` and ``tenant:{tenant}`` as the ref
 policy does. ``echo {n: integer}`` requires ``authenticated``, so every event passes the
 whole guard: connection lookup, both rate limits, payload shape, token lifetime, the
 event rule, then the handler, whose result is merged into the ack ``{"ok": true, "n": n}``.
+``chat:send {room, text, note}`` is the reference configuration's relay (``scope:chat``,
+publish on a ``tenant:{tenant}:*`` room, joined with the built-in ``room:join``), relayed as
+``chat:message`` with ``from``, its ``note`` visible to ``role:staff`` only.
 
 Deviations from the defaults, all because every benchmark client comes from 127.0.0.1:
 ``limits.connects_per_ip``, ``limits.events_per_connection`` and ``limits.events_per_user``
@@ -60,6 +64,20 @@ HIGH = {"rate": 100_000, "burst": 100_000}
 # Every node of a cluster signs cookies and encrypts shared sessions with the same secret,
 # which a cluster's configuration therefore requires; this one is for benchmarks only.
 CLUSTER_SESSION_SECRET = "benchmark-only-cluster-session-secret-0123456789"
+# The reference configuration's relay event (config/ssoio.example.toml), plus a `note` field
+# only staff receive (like tests/interop/cluster_nodes.py's `note:send`), so a room with a
+# non-staff member gets two views of each message: field visibility applies.
+CHAT_SEND: dict[str, Any] = {
+    "requires": "scope:chat",
+    "fields": {
+        "room": "room",
+        "text": {"type": "string", "max_length": 2000},
+        "note": {"type": "string", "max_length": 2000},
+    },
+    "room_field": "room",
+    "deliver_as": "chat:message",
+    "visible": {"note": "role:staff"},
+}
 
 
 def settings_document(
@@ -94,7 +112,9 @@ def settings_document(
         "rooms": [
             {"pattern": "user:{sub}", "join": "authenticated", "auto_join": True},
             {"pattern": "tenant:{tenant}", "join": "authenticated", "auto_join": True},
+            {"pattern": "tenant:{tenant}:*", "join": "authenticated", "publish": "authenticated"},
         ],
+        "events": {"chat:send": CHAT_SEND},
     }
     if redis_url:
         document["cluster"] = {"redis_url": redis_url, "node_id": node_id}
