@@ -34,10 +34,9 @@ from ssoio.policy.access import access_table
 from ssoio.policy.mapping import empty_claim_paths
 from ssoio.policy.principal import Principal
 from ssoio.policy.requirements import parse
-from ssoio.realtime.origins import origin_of
 from ssoio.responses import NO_STORE
 from ssoio.web.auth import BrowserLogin
-from ssoio.web.headers import FORM_PAGE
+from ssoio.web.headers import FORM_PAGE, sender_origin
 from ssoio.web.sessions import WebSession, effective_secret
 
 __all__ = ["admin_routes"]
@@ -94,8 +93,7 @@ class AdminAccess:
         return self.login.policy.principal_from_claims(verified.claims, verified.issuer.name)
 
     def _same_site(self, request: Request) -> bool:
-        referer = request.headers.get("referer")
-        origin = request.headers.get("origin") or (origin_of(referer) if referer else None)
+        origin = sender_origin(request)
         return origin is not None and self.login.gateway.origins.allows(origin)
 
     def _csrf(self, session: WebSession) -> str:

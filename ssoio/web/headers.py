@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["FORM_PAGE", "SecurityHeaders"]
+from ssoio.realtime.origins import origin_of
+
+__all__ = ["FORM_PAGE", "SecurityHeaders", "sender_origin"]
 
 _ALWAYS = [
     (b"x-content-type-options", b"nosniff"),
@@ -39,3 +42,11 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def sender_origin(request: Request) -> str | None:
+    """The origin of the page that sent ``request``: its ``Origin`` header, else its
+    ``Referer``'s origin (OWASP "verify origin with standard headers"); None when it says
+    neither."""
+    referer = request.headers.get("referer")
+    return request.headers.get("origin") or (origin_of(referer) if referer else None)

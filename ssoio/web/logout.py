@@ -44,6 +44,7 @@ from ssoio.realtime.gateway import Gateway
 from ssoio.realtime.origins import origin_of
 from ssoio.realtime.seams import LimiterFactory
 from ssoio.responses import NO_STORE, error_response
+from ssoio.web.headers import sender_origin
 from ssoio.web.oidc_client import LoginClient
 from ssoio.web.sessions import CookieRules, SessionCookies, SessionStore, WebSession
 from ssoio.web.throttle import AddressLimit
@@ -135,7 +136,7 @@ class Logouts:
     async def logout_route(self, request: Request) -> Response:
         """CSRF-safe: the cookie is SameSite=Lax (never sent on cross-site POSTs) and the
         request must come from an allowed origin (OWASP "verify origin with headers")."""
-        origin = request.headers.get("origin") or _origin_of(request.headers.get("referer"))
+        origin = sender_origin(request)
         if origin is None or not self.gateway.origins.allows(origin):
             return error_response(OriginDenied("log out from this site's own pages"))
         session = await self.session_of(request)
@@ -277,7 +278,7 @@ class Logouts:
         return 1, await self.end(session, "logged_out", "frontchannel"), True
 
     def _from_provider(self, request: Request) -> bool:
-        seen = request.headers.get("origin") or _origin_of(request.headers.get("referer"))
+        seen = sender_origin(request)
         return seen is not None and seen in self.provider_origins()
 
     def _check_sender(self, request: Request, providers: list[str]) -> None:
@@ -287,7 +288,7 @@ class Logouts:
         comes from the provider, since a top-level navigation carries the Lax cookie."""
         if request.headers.get("sec-fetch-site") != "cross-site":
             return  # same-origin, same-site, a direct visit, or a client without metadata
-        seen = request.headers.get("origin") or _origin_of(request.headers.get("referer"))
+        seen = sender_origin(request)
         if seen is not None and seen in providers:
             return
         if seen is None and "sid" in request.query_params:
@@ -301,7 +302,7 @@ class Logouts:
         urls = [self.client.issuer.issuer]
         if metadata is not None:
             urls += [metadata.authorization_endpoint or "", metadata.end_session_endpoint or ""]
-        return sorted({o for o in map(_origin_of, urls) if o})
+        return sorted({origin_of(url) for url in urls if url})
 
 
 class StateCookie:
@@ -339,7 +340,3 @@ def _logout_page(status: int, error: SsoioError | None, ancestors: list[str]) ->
 def same_text(given: str, expected: str) -> bool:
     """Constant-time equality of two strings (as bytes: compare_digest refuses non-ASCII)."""
     return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _origin_of(url: str | None) -> str | None:
-    return origin_of(url) if url else None
