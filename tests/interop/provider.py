@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
@@ -53,9 +53,13 @@ class LoginFailed(ProviderError):
 def require_tool(name: str) -> str:
     """Path of an executable; a missing one skips the test locally and fails it on CI."""
     path = shutil.which(name)
-    if path is not None:
-        return path
-    reason = f"{name!r} is not installed (needed by the interop tests)"
+    if path is None:
+        missing(f"{name!r} is not installed (needed by the interop tests)")
+    return path
+
+
+def missing(reason: str) -> NoReturn:
+    """A tool the test needs is missing: skipped locally, failed on CI (CI=true)."""
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason}; CI must provide it")
     pytest.skip(reason)
