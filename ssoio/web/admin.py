@@ -72,11 +72,13 @@ class AdminAccess:
             return RedirectResponse("/auth/login?next=/admin/access", 303, headers=NO_STORE)
         if not self.requires(operator):
             self.login.observe("admin.access.refused", sub=operator.subject, code="forbidden")
-            return _html(403, "<h1>Forbidden</h1><p>This page is for administrators.</p>")
+            return _html(403, "<h1>Forbidden</h1><p>This page is for administrators.</p>"
+                         "<p><code>forbidden</code></p>")  # fmt: skip
         result = ""
         if request.method == "POST":
             if not self._same_site(request) or not await self._csrf_ok(request, session):
-                return _html(403, "<h1>Forbidden</h1><p>Submit the form from this page.</p>")
+                return _html(403, "<h1>Forbidden</h1><p>Submit the form from this page.</p>"
+                             "<p><code>origin_denied</code></p>")  # fmt: skip
             result = await self._answer(request, operator)
         return _html(200, self._body(operator, session, result))
 
