@@ -23,6 +23,10 @@ from ssoio.policy.visibility import FieldVisibility
 
 __all__ = ["AuthorizedEvent", "Policy"]
 
+# Room decisions remembered (per principal object, room and action): a chat sender's
+# every event asks the same question. Bounded: emptied when full.
+_DECISIONS_KEPT = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class AuthorizedEvent:
@@ -47,6 +51,7 @@ class Policy:
             name: _NamespaceRule(name, parse(spec))
             for name, spec in settings.policy.namespaces.items()
         }
+        self._decisions: dict[tuple[int, str, str], tuple[Principal, Decision]] = {}
 
     # -- identity -------------------------------------------------------------------
 
@@ -79,7 +84,18 @@ class Policy:
         return rule.allowed if rule.requirement(principal) else rule.denied
 
     def room(self, principal: Principal, room: str, action: Action) -> Decision:
-        return self.rooms.decide(principal, room, action)
+        """May ``principal`` do ``action`` on ``room`` (``RoomRules.decide``)? A decision
+        depends on nothing else, so it is remembered for the same principal object (a
+        refresh makes a new one; a reload, a new ``Policy``)."""
+        key = (id(principal), room, action)
+        known = self._decisions.get(key)
+        if known is not None and known[0] is principal:  # (the entry keeps its id taken)
+            return known[1]
+        decision = self.rooms.decide(principal, room, action)
+        if len(self._decisions) >= _DECISIONS_KEPT:
+            self._decisions.clear()
+        self._decisions[key] = (principal, decision)
+        return decision
 
     def auto_join(self, principal: Principal) -> tuple[str, ...]:
         return self.rooms.auto_join(principal, self.settings.policy.max_auto_join_rooms)

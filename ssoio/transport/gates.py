@@ -440,6 +440,21 @@ PIECES: tuple[Piece, ...] = (
         tests="tests/transport/test_manager.py",
     ),
     Piece(
+        name="socketio.fanout",
+        ssoio="ssoio.transport.manager.FanOut (LocalManager, ClusterManager)",
+        stock="python-socketio's AsyncManager.emit (a task per recipient)",
+        verified=(SOCKETIO,),
+        upstream=(
+            Upstream(
+                "socketio.async_manager:AsyncManager.emit",
+                "01ccd5b82b4f955e4f2e4d07b5fbf09cacef868e9f61bc2abe56d92118a5f3ac",
+            ),
+        ),
+        reports=("python-socketio-fan-out-task-per-recipient.md",),
+        lacks=(),
+        tests="tests/transport/test_manager.py, tests/transport/test_socketio_conformance.py",
+    ),
+    Piece(
         name="socketio.cluster",
         ssoio="ssoio.transport.manager.PublishFirst (ClusterManager)",
         stock="python-socketio's AsyncRedisManager (delivers here, then publishes)",

@@ -1,12 +1,13 @@
-"""python-socketio's client managers, with an index of each sid's rooms and, clustered, the
-publish started before the local fan-out.
+"""python-socketio's client managers, with an index of each sid's rooms, a fan-out without a
+task per recipient and, clustered, the publish started before the local fan-out.
 
 Its ``basic_disconnect`` walks every room of the namespace to find the leaving sid's:
 with a user room per connection that makes each disconnect O(connections), and a mass
 reconnect quadratic. The index makes it O(the sid's own rooms). The mixin works over
 any manager (the local one, and the Redis one when clustered).
 
-Pieces ``socketio.rooms`` and ``socketio.cluster`` of ``ssoio.transport.gates``: each
+Pieces ``socketio.rooms``, ``socketio.fanout`` and ``socketio.cluster`` of
+``ssoio.transport.gates``: each
 falls back to python-socketio's own manager when python-socketio is outside its
 verified range (``manager_for``).
 """
@@ -14,13 +15,25 @@ verified range (``manager_for``).
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
+from socketio import packet
 
 from ssoio.transport.gates import Selection
 
-__all__ = ["ClusterManager", "IndexedRooms", "LocalManager", "PublishFirst", "manager_for"]
+__all__ = [
+    "ClusterManager",
+    "FanOut",
+    "IndexedRooms",
+    "LocalManager",
+    "PublishFirst",
+    "manager_for",
+]
+
+log = logging.getLogger(__name__)
 
 
 class IndexedRooms:
@@ -66,7 +79,52 @@ class IndexedRooms:
                     del pending[namespace]
 
 
-class LocalManager(IndexedRooms, socketio.AsyncManager):  # type: ignore[misc]
+class FanOut(socketio.AsyncManager):  # type: ignore[misc]
+    """python-socketio 5.18's ``AsyncManager.emit`` for the emits this node delivers
+    without an ack callback (every room event): the packet encoded once, as upstream, and
+    handed to each recipient's queue in turn, where upstream creates a task per recipient
+    and waits for them all. Handing a packet to a queue never waits (ssoio's Engine.IO
+    queues, as python-engineio's, are unbounded; ``realtime.max_backlog_packets`` closes a
+    client that stops reading), so the tasks bought nothing but their cost
+    (docs/upstream/python-socketio-fan-out-task-per-recipient.md). Emits with a callback
+    run upstream's code.
+
+    A base class, not a mixin: the Redis manager's own delivery of a message from the
+    cluster (``AsyncPubSubManager._handle_emit``) calls ``super().emit``, which must be
+    this one (``ClusterManager``'s method resolution order puts it below the pub/sub
+    manager)."""
+
+    server: Any
+
+    async def emit(
+        self, event: str, data: Any, namespace: str, room: Any = None, skip_sid: Any = None,
+        callback: Any = None, to: Any = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        if callback is not None:
+            await super().emit(event, data, namespace, room, skip_sid, callback, to, **kwargs)
+            return
+        if namespace not in self.rooms:
+            return
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
+        # a snapshot: a send may close a session (its backlog), which leaves its rooms
+        recipients = [e for s, e in self.get_participants(namespace, to or room) if s not in skip]
+        if not recipients:
+            return
+        encoded = self.server.packet_class(packet.EVENT, namespace=namespace,
+                                           data=[event, *args]).encode()  # fmt: skip
+        pkts = [eio_packet.Packet(eio_packet.MESSAGE, part)
+                for part in (encoded if isinstance(encoded, list) else [encoded])]  # fmt: skip
+        send = self.server._send_eio_packet
+        for eio_sid in recipients:
+            try:
+                for pkt in pkts:
+                    await send(eio_sid, pkt)
+            except Exception as exc:  # one recipient's failure never stops the others
+                log.error("realtime.send.failed kind=%s", type(exc).__name__)
+
+
+class LocalManager(IndexedRooms, FanOut):
     """The single-node manager."""
 
 
@@ -107,8 +165,9 @@ class PublishFirst:
         return await super()._publish(data)  # type: ignore[misc]
 
 
-class ClusterManager(IndexedRooms, PublishFirst, socketio.AsyncRedisManager):  # type: ignore[misc]
-    """python-socketio's Redis manager with the room index, publishing first."""
+class ClusterManager(IndexedRooms, PublishFirst, socketio.AsyncRedisManager, FanOut):  # type: ignore[misc]
+    """python-socketio's Redis manager with the room index, publishing first, and the
+    fan-out without tasks."""
 
 
 def manager_for(
@@ -116,14 +175,20 @@ def manager_for(
 ) -> Any:
     """The Socket.IO client manager for the pieces ``selection`` runs: local, or over
     Redis when ``redis_url`` is given (the cluster)."""
-    rooms = selection.uses("socketio.rooms")
+    rooms, fanout, cluster = (selection.uses(p) for p in _PIECES)
+    mixins: tuple[type[Any], ...] = (IndexedRooms,) if rooms else ()
     if redis_url is None:
-        return LocalManager() if rooms else socketio.AsyncManager()
-    mixins: list[type[Any]] = [IndexedRooms] if rooms else []
-    if selection.uses("socketio.cluster"):
-        mixins.append(PublishFirst)
-    if len(mixins) == 2:
-        return ClusterManager(redis_url, channel=channel)
-    base: type[Any] = socketio.AsyncRedisManager
-    made = type("RedisManager", (*mixins, base), {}) if mixins else base
-    return made(redis_url, channel=channel)
+        return _made("Manager", (*mixins, FanOut if fanout else socketio.AsyncManager))()
+    mixins += (PublishFirst,) if cluster else ()
+    # FanOut below the Redis manager: its _handle_emit delivers through super().emit
+    classes = (*mixins, socketio.AsyncRedisManager, *((FanOut,) if fanout else ()))
+    return _made("RedisManager", classes)(redis_url, channel=channel)
+
+
+_PIECES = ("socketio.rooms", "socketio.fanout", "socketio.cluster")
+
+
+def _made(name: str, classes: tuple[type[Any], ...]) -> type[Any]:
+    """The manager class made of ``classes`` (python-socketio's own when it is one)."""
+    named = {c.__bases__: c for c in (LocalManager, ClusterManager)}.get(classes)
+    return named or (classes[0] if len(classes) == 1 else type(name, classes, {}))

@@ -20,7 +20,7 @@ from ssoio.transport import gates
 from ssoio.transport.edge import HttpLimits
 from ssoio.transport.engine import AddressedEngineServer, EngineServer
 from ssoio.transport.gates import PIECES, Selection, select
-from ssoio.transport.manager import ClusterManager, IndexedRooms, LocalManager, manager_for
+from ssoio.transport.manager import ClusterManager, FanOut, IndexedRooms, LocalManager, manager_for
 from ssoio.transport.paths import socket_server, uvicorn_protocols
 from ssoio.transport.protocols import HttpProtocol, WebSocketProtocol
 from ssoio.transport.server import SocketServer, StockSocketServer
@@ -123,7 +123,7 @@ def test_a_version_outside_its_range_runs_the_stock_class_with_one_warning(
     ("distribution", "version", "stock"),
     [
         ("python-socketio", "5.19.0", {"socketio.server", "socketio.rooms", "socketio.cluster",
-                                       "engineio.socket", "engineio.environ"}),
+                                       "socketio.fanout", "engineio.socket", "engineio.environ"}),
         ("python-engineio", "4.14.2", {"engineio.socket", "engineio.environ"}),
         ("websockets", "16.0", {"uvicorn.websocket"}),
         ("websockets", None, {"uvicorn.websocket"}),  # not installed
@@ -185,6 +185,12 @@ def test_managers_per_selection() -> None:
     made = manager_for(rooms_only, url)
     assert isinstance(made, IndexedRooms)
     assert not isinstance(made, ClusterManager)
+    assert isinstance(made, FanOut)
+    # the Redis manager's own delivery (super().emit in _handle_emit) reaches FanOut
+    assert type(made).__mro__.index(FanOut) > type(made).__mro__.index(socketio.AsyncRedisManager)
+    without_fanout = Selection(everything.ssoio - {"socketio.fanout"})
+    assert not isinstance(manager_for(without_fanout), FanOut)
+    assert isinstance(manager_for(without_fanout), IndexedRooms)
 
 
 class _App:

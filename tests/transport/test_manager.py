@@ -65,3 +65,34 @@ async def test_a_cluster_emit_is_published_before_this_nodes_fan_out(
                                 "host_id": "another-node"})  # fmt: skip
     assert order == ["delivered to eio-0", "delivered to eio-1"]
     assert manager._publishing == {}
+
+
+async def test_a_fan_out_encodes_once_and_sends_in_turn_without_tasks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``FanOut``: one packet object for every recipient, handed over in room order by the
+    emitting coroutine itself (python-socketio creates a task per recipient); the sender
+    skipped; a failing recipient neither stops the others nor reaches the emitter."""
+    manager = LocalManager()
+    server = socketio.AsyncServer(async_mode="asgi", client_manager=manager)
+    manager.initialize()
+    sent: list[tuple[str, object, asyncio.Task[Any] | None]] = []
+
+    async def send(eio_sid: str, pkt: object) -> None:
+        sent.append((eio_sid, pkt, asyncio.current_task()))
+        if eio_sid == "eio-1":
+            raise ConnectionResetError
+
+    server._send_eio_packet = send
+    sids = [await manager.connect(f"eio-{i}", "/") for i in range(4)]
+    for sid in sids:
+        await manager.enter_room(sid, "/", "r:general")
+    created = []
+    monkeypatch.setattr(asyncio, "create_task", lambda *a, **k: created.append(a))
+    await manager.emit("chat:message", ({"text": "hi"}, "1-0"), namespace="/",
+                       room="r:general", skip_sid=sids[3])  # fmt: skip
+    assert [eio for eio, _, _ in sent] == ["eio-0", "eio-1", "eio-2"]
+    assert len({id(pkt) for _, pkt, _ in sent}) == 1
+    assert {task for _, _, task in sent} == {asyncio.current_task()}
+    assert created == []
+    assert sent[0][1].encode() == '42["chat:message",{"text":"hi"},"1-0"]'  # type: ignore[attr-defined]
