@@ -41,6 +41,7 @@ from ssoio.transport.environ import translate_request
 
 __all__ = [
     "FIRST_MESSAGE",
+    "FRAMES",
     "AddressedEngineServer",
     "EngineServer",
     "EngineSocket",
@@ -58,6 +59,12 @@ FIRST_MESSAGE = "ssoio.first_message"
 # but then logs "ASGI callable returned without completing handshake" at ERROR, one line
 # per refused handshake: the guard answers with a denial only where this is offered.
 DENIAL_COMPLETES = "ssoio.denial_completes"
+# ASGI extension of the same protocol: {"write": write_frame, "frame": text_frame}. A
+# message for an open WebSocket with nothing queued before it is written at once as a
+# whole frame, and a room event's frame is built once for all its recipients: the
+# writer task's wake-up and the ASGI send chain (four coroutines) cost a recipient most
+# of its delivery (benchmarks/fanout.py).
+FRAMES = "ssoio.frames"
 
 T = TypeVar("T")
 
@@ -183,6 +190,29 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
     _reader: asyncio.Task[Any] | None = None
     _writer: asyncio.Future[None] | None = None
     _discarded = False  # discard(): the transport ends without another write
+    _frames: dict[str, Any] | None = None  # the WebSocket's FRAMES, while its writer runs
+    _writing = False  # the writer holds packets taken from the queue
+
+    async def send(self, pkt: Any) -> None:
+        """python-engineio's ``send``; a message written at once where it can be
+        (``FRAMES``): nothing queued or being written before it, the session open."""
+        if self._frames is None or not self._wrote_now(pkt):
+            await super().send(pkt)
+
+    def _wrote_now(self, pkt: Any) -> bool:
+        if (
+            self._writing
+            or not self.queue.empty()
+            or self.closing
+            or self.closed
+            or pkt.packet_type != packet.MESSAGE
+            or self.ping_overdue(time.time())  # (send ends the session: upstream's check)
+        ):
+            return False
+        frames = self._frames
+        assert frames is not None
+        frame = self.server.frame_of(pkt, frames["frame"])
+        return frame is not None and bool(frames["write"](frame))
 
     async def poll(self) -> list[Any]:
         """The packets waiting for a long-polling client (at least one, or the session
@@ -330,10 +360,11 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             return  # ended during the upgrade: the request ends, uvicorn closes the socket
         self._reader = asyncio.current_task()
         self._writer = writer = asyncio.ensure_future(self._write(ws))
+        self._frames = ws.frames
         try:
             await self._read(ws)
         finally:
-            self._reader = self._writer = None
+            self._reader = self._writer = self._frames = None
         if not self.closed:
             self.queue.put_nowait(None)  # unblock the writer
         await writer
@@ -407,11 +438,14 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 break  # as python-engineio's: the transport ends
             if not packets:
                 break
+            self._writing = True  # (until they are written, nothing goes out before them)
             try:
                 for pkt in packets:
                     await ws.send(pkt.encode())
             except (Exception, asyncio.CancelledError):
                 break
+            finally:
+                self._writing = False
         if not self._discarded:  # (a discarded socket's close would wait for the client)
             await ws.close()
 
@@ -422,10 +456,12 @@ class _WebSocket(asgi.WebSocket):  # type: ignore[misc]
     def __init__(self, handler: Any, first: str | None) -> None:
         super().__init__(handler, None)
         self.first = first
+        self.frames: dict[str, Any] | None = None
 
     async def __call__(self, environ: dict[str, Any]) -> str:
         self.asgi_receive = environ["asgi.receive"]
         self.asgi_send = environ["asgi.send"]
+        self.frames = environ["asgi.scope"].get("extensions", {}).get(FRAMES)
         accept: dict[str, Any] = {"type": "websocket.accept"}
         if self.first is not None:
             accept[FIRST_MESSAGE] = self.first
@@ -452,8 +488,18 @@ class EngineServer(AddressedEngineServer):
     """python-engineio's server whose sessions are ``EngineSocket`` with a ``PacketQueue``
     (piece ``engineio.socket``), its requests translated by ssoio."""
 
+    _framed: tuple[Any, bytes | None] = (None, None)  # the last packet framed, its frame
+
     def create_queue(self, *args: Any, **kwargs: Any) -> PacketQueue[Any]:
         return PacketQueue()
+
+    def frame_of(self, pkt: Any, frame: Any) -> bytes | None:
+        """``pkt``'s WebSocket frame (None: a binary packet), built once for a packet sent
+        to many sessions in turn (a room event: ``ssoio.transport.manager.FanOut``)."""
+        if self._framed[0] is not pkt:
+            encoded = pkt.encode()
+            self._framed = (pkt, frame(encoded) if isinstance(encoded, str) else None)
+        return self._framed[1]
 
     async def _service_task(self) -> None:
         """python-engineio's watch over dead clients, as a sweep: every second (more often

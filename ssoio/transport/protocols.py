@@ -14,7 +14,10 @@ asks the socket for both addresses a second time, and the application's first me
   else, and every handshake when permessage-deflate is configured, is answered by
   websockets' ``ServerProtocol.accept``;
 * the application may send its first message with its accept (the ASGI extension
-  ``FIRST_MESSAGE``): one write for both (~20 µs of CPU per write on loopback).
+  ``FIRST_MESSAGE``): one write for both (~20 µs of CPU per write on loopback);
+* the application may write a whole text frame, built once for every recipient of a
+  room event, without going through the ASGI ``send`` chain (the ASGI extension
+  ``FRAMES``), whenever ``send`` would write it at once (``write_frame``).
 
 Also: every handshake is answered (uvicorn 0.54 leaves one refused for its size
 unanswered, the client waiting with its connection open), and neither the request (its
@@ -48,13 +51,14 @@ from uvicorn.server import ServerState
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidMessage
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import Protocol
+from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 from websockets.utils import accept_key
 
 from ssoio.transport.edge import ConnectionLedger, HttpLimits, Lease, refusal
-from ssoio.transport.engine import DENIAL_COMPLETES, FIRST_MESSAGE, Flag, PacketQueue
+from ssoio.transport.engine import DENIAL_COMPLETES, FIRST_MESSAGE, FRAMES, Flag, PacketQueue
 
 __all__ = ["HttpProtocol", "WebSocketProtocol"]
 
@@ -424,7 +428,29 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.lease is not None:
             self.lease.release()
+        scope = vars(self).get("scope")
+        if scope is not None:
+            scope["extensions"].pop(FRAMES, None)  # (its write_frame refers back to self)
         super().connection_lost(exc)
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write ``frame`` (a whole unmasked text frame, ``text_frame``) now, where uvicorn's
+        ``send`` of a ``websocket.send`` would write its own at once: open, no close sent,
+        writing not paused by flow control, no extension negotiated (permessage-deflate
+        compresses per connection: no frame is the same for two). False: it must go
+        through ``send``, which waits, compresses or refuses as uvicorn does."""
+        if (
+            self.close_sent
+            or self.disconnected
+            or self.initial_response is not None
+            or not self.writable.is_set()
+            or self.conn.state is not State.OPEN
+            or self.conn.extensions
+            or self.transport.is_closing()
+        ):
+            return False
+        self.transport.write(frame)
+        return True
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -450,6 +476,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         }
         if isinstance(self.conn, _UpgradedProtocol):
             extensions[FIRST_MESSAGE] = {}
+        if not self.conn.available_extensions:
+            extensions[FRAMES] = {"write": self.write_frame, "frame": text_frame}
         raw_path, _, query = path.partition("?")
         subprotocols = [
             token.strip()
@@ -501,6 +529,13 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     def _answer_and_close_pending(self) -> None:
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.transport.close()
+
+
+def text_frame(text: str) -> bytes:
+    """A server's unfragmented, unmasked text frame of ``text`` (RFC 6455 §5.2, §5.6), as
+    websockets builds it for ``send_text`` without extensions: the same bytes for every
+    connection."""
+    return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
 
 
 class _Refusal(NamedTuple):
