@@ -7,6 +7,7 @@ with Redis down it still connects, not recovered."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import pytest_asyncio
 from tests.support.transport_path import ssoio_only
 
 from .cluster_nodes import Node, cluster_config
+from .js_client import run_js_client
 from .provider import NodeProvider, require_tool
 from .redis_server import RedisServer
 from .test_recovery import (
@@ -27,6 +29,7 @@ from .test_recovery import (
     RECOVERY,
     STAFF,
     connects,
+    join,
     messages,
     recovery_script,
     while_away,
@@ -202,3 +205,115 @@ async def test_after_its_node_stops_the_client_recovers_on_the_other_node(
         await cluster["a"].start(cluster.config)
     assert [c["recovered"] for c in connects(observations)] == [False, True]
     assert texts(observations) == [f"m{n}" for n in range(20)]
+
+
+async def stream_from_both(
+    cluster: Cluster, stop: asyncio.Event, sent: list[str], workers: int = 3
+) -> None:
+    """Both nodes publish at once into the same rooms (``workers`` concurrent senders on
+    each, through its server API) until ``stop``; every event answered 200 is in ``sent``."""
+    token = await cluster.idp.client_credentials_token()
+
+    async def worker(http: httpx.AsyncClient, node: str, number: int) -> None:
+        for count in range(100_000):  # bounded by ``stop``
+            if stop.is_set():
+                return
+            room, text = (GENERAL, STAFF)[count % 2], f"{node}{number}-{count}"
+            body = {"room": room, "event": "chat:message", "data": {"room": room, "text": text}}
+            answer = await http.post(f"{cluster[node].url}/api/v1/emit", json=body,
+                                     headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            sent.append(text)
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        await asyncio.gather(
+            *(worker(http, node, n) for node in ("a", "b") for n in range(workers))
+        )
+
+
+def assert_log_order(observations: list[dict[str, Any]], sent: list[str]) -> None:
+    """Every event sent, once, offsets strictly increasing (the log's order on the wire)."""
+    got = messages(observations)
+    assert sorted(str(args[0]["text"]) for args in got) == sorted(sent)
+    offsets = [tuple(map(int, str(args[1]).split("-"))) for args in got]
+    assert all(a < b for a, b in itertools.pairwise(offsets)), "out of the log's order"
+
+
+async def test_events_published_at_once_by_both_nodes_arrive_in_the_log_order(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A client on each node, in the same two rooms, while both nodes publish into them
+    at once: each gets every event once, in one order, its offsets strictly increasing
+    (a client that recovers from its last offset then misses nothing before it)."""
+    token = (await cluster.idp.user_tokens("alice"))["access_token"]
+
+    def listener(node: str) -> dict[str, Any]:
+        return {
+            "url": cluster[node].url,
+            "options": {"transports": ["websocket"], "auth": {"token": token}},
+            "steps": [{"op": "connect"}, join(GENERAL), join(STAFF),
+                      {"op": "write_file", "path": str(tmp_path / node)},
+                      {"op": "wait_file", "path": str(tmp_path / "done"), "timeout_ms": 20000},
+                      {"op": "sleep", "ms": 800}],
+            "record": ["chat:message"], "timeout_ms": 30000,
+        }  # fmt: skip
+
+    clients = [asyncio.create_task(run_js_client(listener(node), timeout_s=40)) for node in "ab"]
+    for _ in range(400):  # bounded: 20 s
+        if all((tmp_path / node).exists() for node in "ab") or any(c.done() for c in clients):
+            break
+        await asyncio.sleep(0.05)
+    stop, sent = asyncio.Event(), list[str]()
+    sender = asyncio.create_task(stream_from_both(cluster, stop, sent))
+    await asyncio.sleep(2)
+    stop.set()
+    await sender
+    (tmp_path / "done").write_text("")
+    for client in clients:
+        observations = await client
+        assert [c["recovered"] for c in connects(observations)] == [False]
+        assert_log_order(observations, sent)
+    assert len(sent) > 100
+
+
+async def test_a_recovery_amid_publishing_from_both_nodes_gets_every_event_once(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The client loses its transport and reconnects while both nodes keep publishing
+    into its rooms: recovered, every event exactly once, in the log's order."""
+    token = (await cluster.idp.user_tokens("alice"))["access_token"]
+    script = recovery_script(cluster["a"].url, {"token": token}, tmp_path,
+                             before=[{"op": "write_file", "path": str(tmp_path / "joined")},
+                                     {"op": "sleep", "ms": 700}])  # fmt: skip
+    script["steps"][-1:] = [{"op": "wait_file", "path": str(tmp_path / "done"),
+                             "timeout_ms": 20000}, {"op": "sleep", "ms": 800}]  # fmt: skip
+    stop, sent = asyncio.Event(), list[str]()
+    sender: asyncio.Task[None] | None = None
+
+    async def publishing() -> None:
+        await asyncio.sleep(0.5)  # the gap: both nodes keep publishing
+
+    async def start_when_joined() -> None:
+        nonlocal sender
+        for _ in range(400):  # bounded: 20 s
+            if (tmp_path / "joined").exists():
+                break
+            await asyncio.sleep(0.05)
+        sender = asyncio.create_task(stream_from_both(cluster, stop, sent))
+
+    starter = asyncio.create_task(start_when_joined())
+    away = asyncio.create_task(while_away(script, tmp_path, publishing))
+    await starter
+    for _ in range(400):  # bounded: 20 s; the client back, live events a while
+        if away.done() or (tmp_path / "go").exists():
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1)
+    stop.set()
+    assert sender is not None
+    await sender
+    (tmp_path / "done").write_text("")
+    observations = await away
+    assert [c["recovered"] for c in connects(observations)] == [False, True]
+    assert_log_order(observations, sent)
+    assert len(sent) > 100
