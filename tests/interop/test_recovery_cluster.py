@@ -7,9 +7,9 @@ with Redis down it still connects, not recovered."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,17 +23,20 @@ from tests.support.transport_path import ssoio_only
 from .cluster_nodes import Node, cluster_config
 from .js_client import run_js_client
 from .provider import NodeProvider, require_tool
-from .redis_server import RedisServer
-from .test_recovery import (
+from .recovery_client import (
     GENERAL,
     RECOVERY,
     STAFF,
+    assert_log_order,
     connects,
     join,
-    messages,
     recovery_script,
+    streaming,
+    texts,
+    wait_file,
     while_away,
 )
+from .redis_server import RedisServer
 from .web_login import free_port
 
 pytestmark = [pytest.mark.interop, ssoio_only(RECOVERY)]
@@ -76,21 +79,50 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
         assert "Traceback" not in node.log, node.log[-4000:]
 
 
-async def send_20(cluster: Cluster, node: str, rooms: tuple[str, ...] = (GENERAL, STAFF)) -> None:
-    """20 events to ``rooms`` through the server API of ``node``, one after the other."""
+Emit = Callable[[str, str, str], Awaitable[None]]
+
+
+@asynccontextmanager
+async def server_api(cluster: Cluster) -> AsyncIterator[Emit]:
+    """``emit(node, room, text)``: a ``chat:message`` through that node's server API
+    (``POST /api/v1/emit``, answered 200: logged and on its way)."""
     token = await cluster.idp.client_credentials_token()
     async with httpx.AsyncClient(timeout=10) as http:
-        for number in range(20):
-            room = rooms[number % len(rooms)]
-            body = {"room": room, "event": "chat:message",
-                    "data": {"room": room, "text": f"m{number}"}}  # fmt: skip
+
+        async def emit(node: str, room: str, text: str) -> None:
+            body = {"room": room, "event": "chat:message", "data": {"room": room, "text": text}}
             answer = await http.post(f"{cluster[node].url}/api/v1/emit", json=body,
                                      headers={"Authorization": f"Bearer {token}"})  # fmt: skip
             assert answer.status_code == 200, answer.text
 
+        yield emit
 
-def texts(observations: list[dict[str, Any]]) -> list[str]:
-    return [str(args[0]["text"]) for args in messages(observations)]
+
+async def send_20(cluster: Cluster, node: str, rooms: tuple[str, ...] = (GENERAL, STAFF)) -> None:
+    """20 events to ``rooms`` through the server API of ``node``, one after the other."""
+    async with server_api(cluster) as emit:
+        for number in range(20):
+            await emit(node, rooms[number % len(rooms)], f"m{number}")
+
+
+@asynccontextmanager
+async def from_both_nodes(cluster: Cluster, senders: int = 3) -> AsyncIterator[list[str]]:
+    """Both nodes publish at once into the same rooms (``senders`` concurrent loops each,
+    through their server APIs) while the block runs; yields the texts sent (complete once
+    the block is left)."""
+    sent: list[str] = []
+    async with server_api(cluster) as emit:
+
+        def through(node: str) -> Callable[[int], Awaitable[None]]:
+            async def send(number: int) -> None:
+                text = f"{node}{number}"
+                await emit(node, (GENERAL, STAFF)[number % 2], text)
+                sent.append(text)
+
+            return send
+
+        async with streaming(through("a"), senders), streaming(through("b"), senders):
+            yield sent
 
 
 def script_on(cluster: Cluster, node: str, token: str, signals: Path,
@@ -121,25 +153,14 @@ async def test_events_sent_during_the_reconnect_arrive_once_and_in_order(
     token = (await cluster.idp.user_tokens("alice"))["access_token"]
     script = recovery_script(cluster["a"].url, {"token": token}, tmp_path, rooms=(GENERAL,))
     script["steps"][-1] = {"op": "sleep", "ms": 1500}
-    api = await cluster.idp.client_credentials_token()
-    stop = asyncio.Event()
 
-    async def stream() -> None:
-        async with httpx.AsyncClient(timeout=10) as http:
-            for number in range(100_000):  # bounded by the client's run
-                if stop.is_set():
-                    return
-                body = {"room": GENERAL, "event": "chat:message",
-                        "data": {"room": GENERAL, "text": str(number)}}  # fmt: skip
-                await http.post(f"{cluster['b'].url}/api/v1/emit", json=body,
-                                headers={"Authorization": f"Bearer {api}"})  # fmt: skip
+    async with server_api(cluster) as emit:
 
-    sender = asyncio.create_task(stream())
-    try:
-        observations = await while_away(script, tmp_path, lambda: asyncio.sleep(0.3))
-    finally:
-        stop.set()
-        await sender
+        async def send(number: int) -> None:
+            await emit("b", GENERAL, str(number))
+
+        async with streaming(send):
+            observations = await while_away(script, tmp_path, lambda: asyncio.sleep(0.3))
     assert [c["recovered"] for c in connects(observations)] == [False, True]
     numbers = [int(text) for text in texts(observations)]
     assert len(numbers) > 20
@@ -191,10 +212,7 @@ async def test_after_its_node_stops_the_client_recovers_on_the_other_node(
     script["steps"][index : index + 1] = [{"op": "write_file", "path": str(tmp_path / "ready")},
                                           *steps]  # fmt: skip
     client = asyncio.create_task(while_away(script, tmp_path, lambda: send_20(cluster, "b")))
-    for _ in range(400):  # bounded: 20 s
-        if (tmp_path / "ready").exists():
-            break
-        await asyncio.sleep(0.05)
+    assert await wait_file(tmp_path / "ready", client.done)
     process = cluster["a"].process
     assert process is not None
     process.send_signal(stop)
@@ -205,38 +223,6 @@ async def test_after_its_node_stops_the_client_recovers_on_the_other_node(
         await cluster["a"].start(cluster.config)
     assert [c["recovered"] for c in connects(observations)] == [False, True]
     assert texts(observations) == [f"m{n}" for n in range(20)]
-
-
-async def stream_from_both(
-    cluster: Cluster, stop: asyncio.Event, sent: list[str], workers: int = 3
-) -> None:
-    """Both nodes publish at once into the same rooms (``workers`` concurrent senders on
-    each, through its server API) until ``stop``; every event answered 200 is in ``sent``."""
-    token = await cluster.idp.client_credentials_token()
-
-    async def worker(http: httpx.AsyncClient, node: str, number: int) -> None:
-        for count in range(100_000):  # bounded by ``stop``
-            if stop.is_set():
-                return
-            room, text = (GENERAL, STAFF)[count % 2], f"{node}{number}-{count}"
-            body = {"room": room, "event": "chat:message", "data": {"room": room, "text": text}}
-            answer = await http.post(f"{cluster[node].url}/api/v1/emit", json=body,
-                                     headers={"Authorization": f"Bearer {token}"})  # fmt: skip
-            assert answer.status_code == 200, answer.text
-            sent.append(text)
-
-    async with httpx.AsyncClient(timeout=10) as http:
-        await asyncio.gather(
-            *(worker(http, node, n) for node in ("a", "b") for n in range(workers))
-        )
-
-
-def assert_log_order(observations: list[dict[str, Any]], sent: list[str]) -> None:
-    """Every event sent, once, offsets strictly increasing (the log's order on the wire)."""
-    got = messages(observations)
-    assert sorted(str(args[0]["text"]) for args in got) == sorted(sent)
-    offsets = [tuple(map(int, str(args[1]).split("-"))) for args in got]
-    assert all(a < b for a, b in itertools.pairwise(offsets)), "out of the log's order"
 
 
 async def test_events_published_at_once_by_both_nodes_arrive_in_the_log_order(
@@ -259,15 +245,10 @@ async def test_events_published_at_once_by_both_nodes_arrive_in_the_log_order(
         }  # fmt: skip
 
     clients = [asyncio.create_task(run_js_client(listener(node), timeout_s=40)) for node in "ab"]
-    for _ in range(400):  # bounded: 20 s
-        if all((tmp_path / node).exists() for node in "ab") or any(c.done() for c in clients):
-            break
-        await asyncio.sleep(0.05)
-    stop, sent = asyncio.Event(), list[str]()
-    sender = asyncio.create_task(stream_from_both(cluster, stop, sent))
-    await asyncio.sleep(2)
-    stop.set()
-    await sender
+    for node in "ab":
+        assert await wait_file(tmp_path / node, lambda: any(c.done() for c in clients))
+    async with from_both_nodes(cluster) as sent:
+        await asyncio.sleep(2)
     (tmp_path / "done").write_text("")
     for client in clients:
         observations = await client
@@ -287,33 +268,14 @@ async def test_a_recovery_amid_publishing_from_both_nodes_gets_every_event_once(
                                      {"op": "sleep", "ms": 700}])  # fmt: skip
     script["steps"][-1:] = [{"op": "wait_file", "path": str(tmp_path / "done"),
                              "timeout_ms": 20000}, {"op": "sleep", "ms": 800}]  # fmt: skip
-    stop, sent = asyncio.Event(), list[str]()
-    sender: asyncio.Task[None] | None = None
-
-    async def publishing() -> None:
-        await asyncio.sleep(0.5)  # the gap: both nodes keep publishing
-
-    async def start_when_joined() -> None:
-        nonlocal sender
-        for _ in range(400):  # bounded: 20 s
-            if (tmp_path / "joined").exists():
-                break
-            await asyncio.sleep(0.05)
-        sender = asyncio.create_task(stream_from_both(cluster, stop, sent))
-
-    starter = asyncio.create_task(start_when_joined())
-    away = asyncio.create_task(while_away(script, tmp_path, publishing))
-    await starter
-    for _ in range(400):  # bounded: 20 s; the client back, live events a while
-        if away.done() or (tmp_path / "go").exists():
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(1)
-    stop.set()
-    assert sender is not None
-    await sender
+    # away for 0.5 s while both nodes keep publishing
+    client = asyncio.create_task(while_away(script, tmp_path, lambda: asyncio.sleep(0.5)))
+    assert await wait_file(tmp_path / "joined", client.done)
+    async with from_both_nodes(cluster) as sent:
+        assert await wait_file(tmp_path / "go", client.done)  # it reconnects
+        await asyncio.sleep(1)  # and gets live events a while
     (tmp_path / "done").write_text("")
-    observations = await away
+    observations = await client
     assert [c["recovered"] for c in connects(observations)] == [False, True]
     assert_log_order(observations, sent)
     assert len(sent) > 100

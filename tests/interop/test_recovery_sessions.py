@@ -22,7 +22,7 @@ import pytest_asyncio
 from tests.support.transport_path import ssoio_only
 
 from .provider import UserLogin, jwt_payload
-from .test_recovery import GENERAL, RECORDED, RECOVERY, connects, join, messages, while_away
+from .recovery_client import GENERAL, RECORDED, RECOVERY, connects, join, messages, while_away
 from .web_login import Browser, LoginSetup, login_setup
 
 pytestmark = [pytest.mark.interop, ssoio_only(RECOVERY)]
