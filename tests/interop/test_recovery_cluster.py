@@ -30,6 +30,7 @@ from .recovery_client import (
     assert_log_order,
     connects,
     join,
+    messages,
     recovery_script,
     streaming,
     texts,
@@ -279,3 +280,32 @@ async def test_a_recovery_amid_publishing_from_both_nodes_gets_every_event_once(
     assert [c["recovered"] for c in connects(observations)] == [False, True]
     assert_log_order(observations, sent)
     assert len(sent) > 100
+
+
+async def test_with_redis_down_events_still_reach_the_nodes_own_clients(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The log and the bus gone: a node delivers to its own members (unlogged, so without
+    an offset that a recovery could take for a position in the log)."""
+    token = (await cluster.idp.user_tokens("alice"))["access_token"]
+    script = {
+        "url": cluster["a"].url, "options": {"transports": ["websocket"], "auth": {"token": token}},
+        "steps": [{"op": "connect"}, join(GENERAL),
+                  {"op": "write_file", "path": str(tmp_path / "joined")},
+                  {"op": "wait_file", "path": str(tmp_path / "done"), "timeout_ms": 20000},
+                  {"op": "sleep", "ms": 500}],
+        "record": ["chat:message"], "timeout_ms": 30000,
+    }  # fmt: skip
+    client = asyncio.create_task(run_js_client(script, timeout_s=40))
+    assert await wait_file(tmp_path / "joined", client.done)
+    await cluster.redis.stop()
+    try:
+        async with server_api(cluster) as emit:
+            for number in range(5):
+                await emit("a", GENERAL, f"d{number}")
+    finally:
+        (tmp_path / "done").write_text("")
+        observations = await client
+        await cluster.redis.restart()
+    assert texts(observations) == [f"d{n}" for n in range(5)]
+    assert all(len(args) == 1 for args in messages(observations))  # no offset
