@@ -7,6 +7,10 @@ whose fields are filtered per recipient must be filtered by the node that holds 
 recipient; presence must list members on every node. This bus carries those.
 
 * ``publish(kind, body)``: fire and forget, to every other node.
+* Kinds in ``echoed`` are handled by the node that sent them too: a room event that a
+  Redis script logs and publishes at once (``cluster.recovery``) reaches every node's
+  members, the sender's included, in the log's order. The listener handles messages one
+  after the other, so that order holds on the wire.
 * ``request(kind, body)``: ask every other live node and gather their answers, waiting at
   most ``cluster.request_timeout_s``; nodes announce themselves with a heartbeat key.
 * Redis down: ``publish`` and ``request`` report it (``False`` / incomplete) instead of
@@ -78,6 +82,8 @@ class ClusterBus:
         )  # fmt: skip
         self.redis = aioredis.Redis.from_pool(pool)
         self.handlers: dict[str, Handler] = {}
+        self.echoed: set[str] = set()  # kinds this node handles when it sent them, too
+        self.listening = False  # subscribed to the channel now
         self.healthy = False
         self._replies: dict[str, _Gathering] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -86,6 +92,12 @@ class ClusterBus:
     @property
     def _channel(self) -> str:
         return f"{self.settings.channel}:cluster"
+
+    def framing(self, kind: str) -> tuple[str, str]:
+        """(the channel, a message of ``kind`` from this node up to its body): for a Redis
+        script that publishes a message whose body it writes itself (``cluster.recovery``)."""
+        start = json.dumps({"kind": kind, "from": self.node_id}, separators=(",", ":"))
+        return self._channel, start[:-1] + ',"body":'
 
     def _node_key(self, node: str) -> str:
         return f"{self.settings.channel}:node:{node}"
@@ -156,6 +168,7 @@ class ClusterBus:
             try:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self._channel)
+                    self.listening = True
                     self._up()
                     self._subscribed.set()
                     delay = 0.25
@@ -164,8 +177,10 @@ class ClusterBus:
                         if message is not None:
                             await self._dispatch(message.get("data"))
             except asyncio.CancelledError:
+                self.listening = False
                 raise
             except _FAILURES as exc:
+                self.listening = False
                 self._down(exc)
                 self._subscribed.set()  # do not hold start-up for a Redis that is down
                 await asyncio.sleep(delay)
@@ -176,9 +191,11 @@ class ClusterBus:
             message = json.loads(raw)
         except (TypeError, ValueError):
             return
-        if not isinstance(message, dict) or message.get("from") == self.node_id:
+        if not isinstance(message, dict):
             return
         kind, body = message.get("kind"), message.get("body")
+        if message.get("from") == self.node_id and kind not in self.echoed:
+            return
         if kind == "reply":
             gathering = self._replies.get(str(message.get("request_id")))
             if gathering is not None and message.get("to") == self.node_id:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ssoio.clock import Clock
 from ssoio.cluster.bus import ClusterBus
-from ssoio.cluster.recovery import RedisRecoveryStore
+from ssoio.cluster.recovery import LOGGED, Announce, RedisRecoveryStore
 from ssoio.cluster.state import RedisRateLimiter
 from ssoio.config.model import Settings
 from ssoio.config.server import BucketSettings
@@ -17,7 +17,7 @@ from ssoio.policy.visibility import FieldVisibility
 from ssoio.realtime.gateway import Gateway
 from ssoio.realtime.ratelimit import RateLimiter
 from ssoio.realtime.recovery import LiveElsewhere
-from ssoio.realtime.recovery_log import SessionRecord, pid_digest
+from ssoio.realtime.recovery_log import LoggedEvent, SessionRecord, pid_digest
 
 __all__ = ["link", "recovery_parts", "shared_limiter"]
 
@@ -33,17 +33,28 @@ def link(gateway: Gateway, bus: ClusterBus, reload: Callable[[], Awaitable[Any]]
         actor = principal_from_dict(body["actor"])
         return await gateway.kick_here(str(body["event"]), actor, str(body["sub"]))
 
-    async def deliver(body: dict[str, Any]) -> None:
-        event = str(body["event"])
+    def visibility_of(event: str, visible: list[str]) -> FieldVisibility:
         # The same configuration runs on every node; a visibility this node does not know
         # (a custom one from Python) hides the listed fields from everyone: fail closed.
-        visibility = gateway.relay_visibility(event) or FieldVisibility.compile(
-            dict.fromkeys(body.get("visible", []), "nobody")
+        return gateway.relay_visibility(event) or FieldVisibility.compile(
+            dict.fromkeys(visible, "nobody")
         )
+
+    async def deliver(body: dict[str, Any]) -> None:
+        event = str(body["event"])
+        visibility = visibility_of(event, list(body.get("visible", [])))
         offset = body.get("offset")
         await gateway.deliver_here(str(body["room"]), event, dict(body["payload"]), visibility,
                                    str(body.get("namespace", "/")),
                                    offset if isinstance(offset, str) else None)  # fmt: skip
+
+    async def logged(body: dict[str, Any]) -> None:
+        # a room event logged and published by one script (cluster.recovery), by any node,
+        # this one included: delivered here in the log's order
+        entry = LoggedEvent.from_dict(str(body["offset"]), body["entry"])
+        visibility = visibility_of(entry.event, list(entry.visible))
+        await gateway.deliver_here(entry.room, entry.event, entry.payload, visibility,
+                                   entry.namespace, entry.offset)  # fmt: skip
 
     async def presence(body: dict[str, Any]) -> list[dict[str, Any]]:
         return [principal_to_dict(p) for p in gateway.members_here(str(body["room"]))]
@@ -57,7 +68,8 @@ def link(gateway: Gateway, bus: ClusterBus, reload: Callable[[], Awaitable[Any]]
 
     bus.handlers.update({"revoke": revoke, "kick": kick, "deliver": deliver,
                          "presence": presence, "reload": reload_config,
-                         "recovery_live": recovery_live})  # fmt: skip
+                         "recovery_live": recovery_live, LOGGED: logged})  # fmt: skip
+    bus.echoed.add(LOGGED)
 
 
 def recovery_parts(bus: ClusterBus, settings: Settings) -> tuple[RedisRecoveryStore, LiveElsewhere]:
@@ -65,8 +77,12 @@ def recovery_parts(bus: ClusterBus, settings: Settings) -> tuple[RedisRecoverySt
     other nodes whether a session's socket is still live on one of them (a node that
     does not answer in time, e.g. killed, holds none)."""
     recovery = settings.recovery
+    channel, start = bus.framing(LOGGED)
+    # (announced only while this node hears the bus and handles its own logged events)
+    announce = Announce(channel, start, lambda: bus.listening and LOGGED in bus.handlers)
     store = RedisRecoveryStore(bus.redis, settings.cluster.channel, recovery.max_disconnection_s,
-                               recovery.max_events_per_room, recovery.max_rooms)  # fmt: skip
+                               recovery.max_events_per_room, recovery.max_rooms,
+                               announce)  # fmt: skip
 
     async def live_elsewhere(record: SessionRecord) -> bool:
         answers, _complete = await bus.request("recovery_live", {"pid": pid_digest(record.pid)})

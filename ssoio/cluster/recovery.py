@@ -15,14 +15,22 @@ the node that held it was stopped or killed.
   a TTL of ``recovery.max_disconnection_s``; records of live sockets are refreshed by
   their node, so a killed node's sessions stay recoverable for that long. Indexes by user,
   browser session and IdP session let a logout or kick forget sessions that are away.
-* Redis errors become ``StoreUnavailable``: connects go on, ``recovered`` is false.
+* Clustered, the script that logs a room event also publishes it on the cluster bus
+  (``announce``): every node, the one that sent it included, delivers it to its own
+  members from its subscription. Redis runs a script at once and delivers pub/sub
+  messages in publish order, so every node sends the events of the log in the log's
+  order. With a separate XADD and PUBLISH two nodes could log e1, e2 and publish e2, e1:
+  a client holding e2's offset would then recover without e1.
+* Redis errors become ``StoreUnavailable``: connects go on, ``recovered`` is false; the
+  caller delivers the event itself, unlogged (a hole: no recovery spans it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis import asyncio as aioredis
@@ -38,12 +46,16 @@ from ssoio.realtime.recovery_log import (
     pid_digest,
 )
 
-__all__ = ["RedisRecoveryStore"]
+__all__ = ["LOGGED", "Announce", "RedisRecoveryStore"]
+
+LOGGED = "logged"  # the cluster bus's kind of a logged room event
 
 _FAILURES = (RedisError, OSError, TimeoutError)
 
-# KEYS: last id, room stream, rooms zset; ARGV: entry, per-room cap, keep ms, max rooms,
-# cut-mark prefix. Redis 7 replicates a script's effects, so TIME is allowed.
+# KEYS: last id, room stream, rooms zset, hole mark; ARGV: entry, per-room cap, keep ms,
+# max rooms, cut-mark prefix, "1" to mark a hole at this event, the channel to publish it
+# on ("": none) and the message's text up to its body. Redis 7 replicates a script's
+# effects, so TIME is allowed; a script runs at once, so the PUBLISH order is the log's.
 _APPEND = """
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -77,6 +89,10 @@ while redis.call('ZCARD', KEYS[3]) > tonumber(ARGV[4]) do
   redis.call('SET', ARGV[5] .. old[1], cut, 'PX', keep * 2)
   redis.call('DEL', old[1])
 end
+if ARGV[6] == '1' then redis.call('SET', KEYS[4], id, 'PX', keep * 2) end
+if ARGV[7] ~= '' then
+  redis.call('PUBLISH', ARGV[7], ARGV[8] .. '{"offset":"' .. id .. '","entry":' .. ARGV[1] .. '}}')
+end
 return id
 """
 
@@ -94,6 +110,15 @@ return 1
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Where the append script publishes each logged event (``ClusterBus.framing``)."""
+
+    channel: str
+    start: str  # the bus message's text up to its body
+    ready: Callable[[], bool]  # this node's bus is subscribed (else it would miss its own)
+
+
 def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -102,9 +127,11 @@ class RedisRecoveryStore:
     """``realtime.recovery.RecoveryStore`` over Redis (``cluster.redis_url``)."""
 
     def __init__(
-        self, redis: aioredis.Redis, prefix: str, keep_s: float, per_room: int, max_rooms: int
-    ) -> None:
+        self, redis: aioredis.Redis, prefix: str, keep_s: float, per_room: int, max_rooms: int,
+        announce: Announce | None = None,
+    ) -> None:  # fmt: skip
         self.redis, self.prefix = redis, f"{prefix}:recovery"
+        self.announce = announce
         self.keep_ms = int(keep_s * 1000)
         self.per_room, self.max_rooms = per_room, max_rooms
         self._append = redis.register_script(_APPEND)
@@ -122,21 +149,34 @@ class RedisRecoveryStore:
 
     # -- the event log ----------------------------------------------------------------------
 
-    async def append(self, entry: LoggedEvent) -> str:
-        keys = [f"{self.prefix}:last", self._room(entry.room), f"{self.prefix}:rooms"]
+    def announcing(self) -> bool:
+        """Whether ``append(announce=True)`` publishes the event to every node, this one
+        included (not while this node's bus is unsubscribed: its members would miss it)."""
+        return self.announce is not None and self.announce.ready()
+
+    async def append(self, entry: LoggedEvent, announce: bool = False) -> str:
+        """Log ``entry`` (and, with ``announce``, publish it in the same script): its
+        offset.
+
+        :raises StoreUnavailable: Redis could not be reached; the event is not logged
+            (the caller delivers it unlogged: the next append marks the hole).
+        """
+        announced = self.announce if announce else None
+        keys = [f"{self.prefix}:last", self._room(entry.room), f"{self.prefix}:rooms",
+                f"{self.prefix}:hole"]  # fmt: skip
+        # events were delivered without being logged (Redis unreachable from here while
+        # it kept its data): no recovery may span them
         args: list[str | int] = [json.dumps(entry.as_dict(), separators=(",", ":")),
                                  self.per_room, self.keep_ms, self.max_rooms,
-                                 f"{self.prefix}:cut:"]  # fmt: skip
+                                 f"{self.prefix}:cut:", "1" if self._unlogged else "0",
+                                 announced.channel if announced else "",
+                                 announced.start if announced else ""]  # fmt: skip
         try:
             offset = _text(await self._append(keys=keys, args=args))
-            if self._unlogged:
-                # events were delivered without being logged (Redis unreachable from here
-                # while it kept its data): no recovery may span them
-                await self.redis.set(f"{self.prefix}:hole", offset, px=self.keep_ms * 2)
-                self._unlogged = False
         except _FAILURES as exc:
             self._unlogged = True
             raise StoreUnavailable() from exc
+        self._unlogged = False
         return offset
 
     async def head(self) -> str:

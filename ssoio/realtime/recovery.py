@@ -44,7 +44,7 @@ from ssoio.realtime.recovery_log import (
     valid_pid,
 )
 
-__all__ = ["RECOVERABLE_REASONS", "Recovery", "RecoveryStore", "Restored"]
+__all__ = ["NOT_LOGGED", "RECOVERABLE_REASONS", "Logged", "Recovery", "RecoveryStore", "Restored"]
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ class RecoveryStore(Protocol):
     """Where session records and the event log live (``recovery_log.MemoryRecoveryStore``,
     ``ssoio.cluster.recovery.RedisRecoveryStore``). Failures raise ``StoreUnavailable``."""
 
-    async def append(self, entry: LoggedEvent) -> str: ...
+    def announcing(self) -> bool: ...  # append(announce=True) publishes to every node
+
+    async def append(self, entry: LoggedEvent, announce: bool = False) -> str: ...
 
     async def head(self) -> str: ...
 
@@ -93,6 +95,19 @@ class Restored:
     since: str  # the session's start, kept: its old offsets stay its own
     after: Offset  # where the client stopped
     events: list[LoggedEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """A room event logged for recovering clients."""
+
+    offset: str | None = None  # None: not logged (recovery off, the store down)
+    # published by the store with its offset, in the log's order: every node, this one
+    # included, delivers it from the cluster bus, and the caller does not
+    announced: bool = False
+
+
+NOT_LOGGED = Logged()
 
 
 class _Refused(Exception):
@@ -289,13 +304,16 @@ class Recovery:
         except StoreUnavailable:
             log.warning("recovery.store.unavailable action=forget kind=%s", kind)
 
-    async def log_event(self, entry: LoggedEvent) -> str | None:
-        """Log a room event before it is delivered; its offset (None: not logged, the
-        store is down: delivered without an offset, so no client skips past it)."""
+    async def log_event(self, entry: LoggedEvent) -> Logged:
+        """Log a room event before it is delivered. Clustered, the store publishes it in
+        the same step, so every node delivers the log's events in the log's order (a
+        client's last offset then covers everything before it). The store down: not
+        logged, delivered by the caller without an offset, so no client skips past it."""
+        announce = self.store.announcing()
         try:
-            return await self.store.append(entry)
+            return Logged(await self.store.append(entry, announce), announce)
         except StoreUnavailable:
-            return None
+            return NOT_LOGGED
 
     async def _save(
         self, connection: Connection, disconnected_at: float | None,

@@ -169,7 +169,11 @@ class MemoryRecoveryStore:
 
     # -- the event log ----------------------------------------------------------------------
 
-    async def append(self, entry: LoggedEvent) -> str:
+    def announcing(self) -> bool:
+        """(One node: the caller delivers what it logs.)"""
+        return False
+
+    async def append(self, entry: LoggedEvent, announce: bool = False) -> str:
         now = self.clock()
         self._last = offset_after(self._last, int(now * 1000))
         text = as_text(self._last)

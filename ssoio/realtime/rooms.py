@@ -13,7 +13,7 @@ from ssoio.policy.principal import Principal, principal_from_dict
 from ssoio.policy.visibility import FieldVisibility
 from ssoio.realtime.connections import Connection, Connections
 from ssoio.realtime.live import LiveConfig
-from ssoio.realtime.recovery import Recovery, visible_fields
+from ssoio.realtime.recovery import NOT_LOGGED, Logged, Recovery, visible_fields
 from ssoio.realtime.recovery_log import LoggedEvent
 from ssoio.realtime.seams import Cluster, Transport
 
@@ -142,9 +142,14 @@ class Rooms:
 
         Unfiltered events go through python-socketio's manager (every node); filtered ones
         are filtered by each node for its own members (the cluster bus carries them).
+        With recovery in a cluster, the store logs and publishes both in one step and
+        every node delivers from the bus, in the log's order (``Recovery.log_event``).
         """
         visibility = visibility or self.live.relay_visibility(event) or FieldVisibility()
-        offset = await self._log(room, event, payload, visibility, namespace)
+        logged = await self._log(room, event, payload, visibility, namespace)
+        if logged.announced:
+            return  # every node, this one included, delivers it from the cluster bus
+        offset = logged.offset
         if not visibility.rules:
             data = _with_offset(dict(payload), offset)
             await self.transport.emit(event, data, to=room_key(room), namespace=namespace)
@@ -159,12 +164,11 @@ class Rooms:
     async def _log(
         self, room: str, event: str, payload: Mapping[str, Any], visibility: FieldVisibility,
         namespace: str,
-    ) -> str | None:  # fmt: skip
+    ) -> Logged:  # fmt: skip
         """Log a room event for recovering clients before it is delivered, so that
-        nothing delivered is missing from the log; its offset (None: recovery is off or
-        its store is down)."""
+        nothing delivered is missing from the log (recovery off: not logged)."""
         if self.recovery is None:
-            return None
+            return NOT_LOGGED
         entry = LoggedEvent("", room, event, dict(payload), visible_fields(visibility), namespace)
         return await self.recovery.log_event(entry)
 

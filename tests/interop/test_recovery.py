@@ -6,7 +6,7 @@ re-checked on recovery. Single node, in memory (the cluster: test_recovery_clust
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +18,27 @@ from tests.support.transport_path import ssoio_only
 
 from .js_client import run_js_client
 from .provider import NodeProvider, jwt_payload
+from .recovery_client import (
+    GENERAL,
+    RECORDED,
+    RECOVERY,
+    STAFF,
+    connects,
+    join,
+    messages,
+    recovery_script,
+    streaming,
+    wait_file,
+    while_away,
+)
 from .ssoio_server import Client, example_settings, running_ssoio
 
-RECOVERY = (
-    "socketio.server: connection state recovery needs ssoio's SocketServer (the CONNECT "
-    "answer's pid, live events held while missed ones are replayed)"
-)
 pytestmark = [pytest.mark.interop, ssoio_only(RECOVERY)]
 
-GENERAL, STAFF = "tenant:acme:general", "staff"
 GENEROUS = {
     "connects_per_ip": {"rate": 1000, "burst": 1000},
     "failed_auth_per_ip": {"rate": 1000, "burst": 1000},
 }
-RECORDED = ["chat:message", "room:revoked", "auth:revoked", "note"]
-
-
 CHAT = "chat"  # a room for tokens with scope chat (one refreshed without it loses it)
 NOTE = {  # a relay event whose `secret` only staff receive
     "requires": "authenticated", "fields": {"room": "room", "text": "string", "secret": "string"},
@@ -50,63 +55,6 @@ async def node(node_idp: NodeProvider) -> AsyncIterator[tuple[str, SsoServer]]:
     )  # fmt: skip
     async with running_ssoio(settings) as running:
         yield running
-
-
-def join(room: str) -> dict[str, Any]:
-    return {"op": "emit", "event": "room:join", "args": [{"room": room}], "ack": True}
-
-
-def recovery_script(
-    url: str, auth: dict[str, Any], signals: Path, rooms: tuple[str, ...] = (GENERAL, STAFF),
-    before: list[dict[str, Any]] | None = None, reconnect: list[dict[str, Any]] | None = None,
-    expect: int = 0, event: str = "chat:message",
-) -> dict[str, Any]:  # fmt: skip
-    """Connect, join ``rooms``, lose the transport, tell the test (file ``closed``), wait
-    for its ``go``, connect again (``reconnect`` steps first), wait for ``expect`` events
-    (bounded), then collect for a moment (anything more: a duplicate, a leak)."""
-    waits = [{"op": "wait", "event": event, "timeout_ms": 10000}] * expect
-    return {
-        "url": url,
-        "options": {"transports": ["websocket"], "auth": auth},
-        "steps": [
-            {"op": "connect"},
-            *[join(room) for room in rooms],
-            *(before or []),
-            {"op": "close_transport"},
-            {"op": "sleep", "ms": 100},
-            {"op": "write_file", "path": str(signals / "closed")},
-            {"op": "wait_file", "path": str(signals / "go"), "timeout_ms": 15000},
-            *(reconnect or []),
-            {"op": "connect"},
-            *waits,
-            {"op": "sleep", "ms": 800},
-        ],
-        "record": RECORDED,
-        "timeout_ms": 30000,
-    }
-
-
-async def while_away(
-    script: dict[str, Any], signals: Path, act: Callable[[], Awaitable[Any]]
-) -> list[dict[str, Any]]:
-    """Run the client; when it has lost its transport, ``act``, then let it reconnect."""
-    client = asyncio.create_task(run_js_client(script, timeout_s=40))
-    for _ in range(400):  # bounded: 20 s
-        if (signals / "closed").exists() or client.done():
-            break
-        await asyncio.sleep(0.05)
-    assert (signals / "closed").exists(), "the client did not lose its transport"
-    await act()
-    (signals / "go").write_text("")
-    return await client
-
-
-def connects(observations: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [o for o in observations if o["type"] == "connect"]
-
-
-def messages(observations: list[dict[str, Any]], event: str = "chat:message") -> list[Any]:
-    return [o["args"] for o in observations if o["type"] == "event" and o["event"] == event]
 
 
 async def send_20(server: SsoServer, rooms: tuple[str, ...] = (GENERAL, STAFF)) -> None:
@@ -126,10 +74,7 @@ async def test_missed_events_arrive_once_in_order_and_recovered_is_true(
     ]
     script = recovery_script(url, {"token": token}, tmp_path, before=await_first, expect=20)
     task = asyncio.create_task(while_away(script, tmp_path, lambda: send_20(server)))
-    for _ in range(400):  # bounded: 20 s
-        if (tmp_path / "joined").exists():
-            break
-        await asyncio.sleep(0.05)
+    assert await wait_file(tmp_path / "joined", task.done)
     # one live event first, so the client holds an offset (socket.io's own case)
     await server.emit("chat:message", {"room": GENERAL, "text": "live"}, room=GENERAL)
     observations = await task
@@ -328,22 +273,12 @@ async def test_events_sent_during_the_reconnect_arrive_once_and_in_order(
     token = (await node_idp.user_tokens("alice"))["access_token"]
     script = recovery_script(url, {"token": token}, tmp_path, rooms=(GENERAL,))
     script["steps"][-1] = {"op": "sleep", "ms": 1500}
-    stop = asyncio.Event()
 
-    async def stream() -> None:
-        for number in range(100_000):  # bounded by the client's run
-            if stop.is_set():
-                return
-            await server.emit("chat:message", {"room": GENERAL, "text": str(number)},
-                              room=GENERAL)  # fmt: skip
-            await asyncio.sleep(0.005)
+    async def send(number: int) -> None:
+        await server.emit("chat:message", {"room": GENERAL, "text": str(number)}, room=GENERAL)
 
-    sender = asyncio.create_task(stream())
-    try:
+    async with streaming(send, pause_s=0.005):
         observations = await while_away(script, tmp_path, lambda: asyncio.sleep(0.3))
-    finally:
-        stop.set()
-        await sender
     assert [c["recovered"] for c in connects(observations)] == [False, True]
     numbers = [int(args[0]["text"]) for args in messages(observations)]
     assert len(numbers) > 50

@@ -1,17 +1,20 @@
 """The Redis store of connection state recovery against a real redis-server: one order
 over rooms, gaps, records, and Redis going away (the node's pooled connections survive a
-Redis restart; events delivered while Redis was unreachable are never taken as logged)."""
+Redis restart; events delivered while Redis was unreachable are never taken as logged),
+and logged events reaching every node's bus in the log's order."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from ssoio.audit import Observer
 from ssoio.cluster.bus import ClusterBus
-from ssoio.cluster.recovery import RedisRecoveryStore
+from ssoio.cluster.recovery import LOGGED, Announce, RedisRecoveryStore
 from ssoio.config.cluster import ClusterSettings
 from ssoio.realtime.recovery_log import (
     LoggedEvent,
@@ -96,3 +99,53 @@ async def test_events_delivered_while_redis_was_away_make_a_gap(
     with pytest.raises(LookupError):  # a recovery from before the hole: refused
         await store.read(["a"], before, 100)
     assert await store.read(["a"], parse_offset(after) or (0, 0), 100) == []
+
+
+def announcing_store(bus: ClusterBus, received: list[str]) -> RedisRecoveryStore:
+    """A node's store and bus as ``cluster.node`` joins them, the bus's handler recording
+    the offsets it is handed."""
+
+    async def logged(body: dict[str, Any]) -> None:
+        received.append(str(body["offset"]))
+        await asyncio.sleep(0)  # (a delivery gives the loop a turn)
+
+    bus.handlers[LOGGED] = logged
+    bus.echoed.add(LOGGED)
+    channel, start = bus.framing(LOGGED)
+    announce = Announce(channel, start, lambda: bus.listening)
+    return RedisRecoveryStore(bus.redis, "order", keep_s=120, per_room=10_000, max_rooms=100,
+                              announce=announce)  # fmt: skip
+
+
+async def test_two_nodes_logging_at_once_deliver_in_the_log_order(redis: RedisServer) -> None:
+    """Bursts of concurrent appends from two nodes into the same rooms: each node's bus
+    hands every logged event over once, its own too, offsets strictly increasing."""
+    received: dict[str, list[str]] = {"a": [], "b": []}
+    buses = {name: ClusterBus(ClusterSettings(redis_url=redis.url, node_id=name,
+                                              channel="order"), Observer())
+             for name in received}  # fmt: skip
+    stores = {name: announcing_store(bus, received[name]) for name, bus in buses.items()}
+    for bus in buses.values():
+        await bus.start()
+    try:
+        assert all(store.announcing() for store in stores.values())
+
+        async def burst(name: str) -> list[str]:
+            appends = (stores[name].append(event("ab"[n % 2], n), announce=True) for n in range(50))
+            return list(await asyncio.gather(*appends))
+
+        logged: list[str] = []
+        for _ in range(6):
+            for offsets in await asyncio.gather(burst("a"), burst("b")):
+                logged += offsets
+        for _ in range(200):  # bounded: 10 s
+            if all(len(got) >= len(logged) for got in received.values()):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        for bus in buses.values():
+            await bus.stop()
+    in_order = sorted(logged, key=lambda offset: parse_offset(offset) or (0, 0))
+    assert len(set(logged)) == len(logged) == 600
+    assert received["a"] == in_order
+    assert received["b"] == in_order

@@ -40,10 +40,11 @@ async def login_setup(
     *, at_ttl: int = 300, clock: Any = None, wrap: Callable[[SsoServer], Any] | None = None,
     backchannel: bool = True, access_token_sid: bool = True, landing: bool = False,
     login: dict[str, Any] | None = None, limits: dict[str, Any] | None = None,
+    recovery: dict[str, Any] | None = None,
 ) -> AsyncIterator[LoginSetup]:  # fmt: skip
     """A node provider and an ssoio node whose public URL it knows (for its redirects);
-    ``wrap`` may build a host app around the node (pages on the same origin); ``login``
-    and ``limits`` override those sections of the settings."""
+    ``wrap`` may build a host app around the node (pages on the same origin); ``login``,
+    ``limits`` and ``recovery`` override those sections of the settings."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     idp = await NodeProvider.start(
@@ -60,6 +61,7 @@ async def login_setup(
                    "session_secret": "test-session-secret-0123456789abcdef", **(login or {})},
             limits={"connects_per_ip": {"rate": 1000, "burst": 1000},
                     "failed_auth_per_ip": {"rate": 1000, "burst": 1000}, **(limits or {})},
+            recovery=recovery or {},
         )  # fmt: skip
         server = SsoServer(settings, landing=landing, **({"clock": clock} if clock else {}))
         app = wrap(server) if wrap else server.asgi_app
