@@ -12,6 +12,7 @@ from ssoio.errors import ClaimsInvalid, SsoioError
 from ssoio.policy.engine import Policy
 from ssoio.policy.patterns import room_name_problem
 from ssoio.policy.principal import Principal, encode_segment
+from ssoio.policy.rooms import Action
 from ssoio.policy.visibility import FieldVisibility
 from tests.policy.conftest import claims_of
 
@@ -110,3 +111,22 @@ def test_field_filtering_never_leaks_and_never_mutates(
     assert ("secret" in shown) <= ({"admin", "auditor"} <= roles)
     assert set(shown) <= set(payload)
     assert all(shown[k] == payload[k] for k in shown)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tenant=hostile_text, room=room_like)
+def test_remembered_room_decisions_are_the_rules_own(
+    policy: Policy, tenant: str, room: str
+) -> None:
+    """``Policy.room`` remembers decisions per principal object: asked again, or for
+    another principal of the same subject (a refresh with other claims), it answers as
+    the rules do."""
+    erin = tenant_principal(policy, tenant)
+    acme = tenant_principal(policy, "acme")
+    assert erin is not None
+    assert acme is not None
+    actions: tuple[Action, ...] = ("join", "publish", "presence")
+    for principal in (erin, acme, erin, acme):
+        for action in actions:
+            decided = policy.rooms.decide(principal, room, action)
+            assert policy.room(principal, room, action) == decided

@@ -580,6 +580,45 @@ async def test_a_client_that_never_reads_does_not_stall_others(live: Node) -> No
     await live.assert_healthy()
 
 
+@ssoio_only(SESSION_INTERNALS)
+async def test_a_room_event_is_framed_once_and_keeps_its_place_among_acks(
+    live: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ssoio.transport.engine FRAMES: a room event's WebSocket frame is built once for all
+    its recipients and written by the sender; every recipient still gets every event, in
+    order, between the acks of its own events (what was queued goes out first)."""
+    eio = live.server.sio.eio
+    framed: list[str] = []
+    frame_of = eio.frame_of
+
+    def counting(pkt: Any, frame: Callable[[str], bytes]) -> bytes | None:
+        def build(text: str) -> bytes:
+            framed.append(text)
+            return frame(text)
+
+        return frame_of(pkt, build)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(eio, "frame_of", counting)
+    clients = [await live.client(user) for user in ("alice", "dave", "erin")]
+    acks: list[list[int]] = [[] for _ in clients]
+    for n in range(30):
+        await live.server.emit("bulk", {"n": n}, room="tenant:acme")
+        if n % 3 == 0:  # an acked event of its own between room events, for each client
+            for (socket, _), ids in zip(clients, acks, strict=True):
+                ids.append(await socket.emit("presence:list", {"room": "tenant:acme"}))
+    for (socket, _), ids in zip(clients, acks, strict=True):
+        last = await socket.wait_event("bulk", where=lambda data: data["n"] == 29)
+        assert last is not None
+        assert [data["n"] for data in socket.events("bulk")] == list(range(30))
+        for ack_id in ids:
+            answer = await socket.ack_for(ack_id)
+            assert answer is not None
+            assert answer["ok"] is True
+    bulk = [text for text in framed if text.startswith('42["bulk"')]
+    assert len(bulk) == 30, "a frame per recipient"  # four members: the sentinel too
+    await live.assert_healthy()
+
+
 @ssoio_only(BACKLOG_LIMIT)
 async def test_a_client_that_never_reads_is_disconnected_at_the_backlog_limit(
     live: Node,
