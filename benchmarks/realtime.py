@@ -29,9 +29,9 @@ kept that core during each phase. After the storm, the teardown (every client cl
 measured too: server CPU per disconnect. The report goes to stdout and
 ``results/realtime.md``.
 
-When ssoio misses a target (or with ``--profile always``), the storm and event phases are
-run once more with ssoio under cProfile and the functions with the most own time are added
-to the report.
+When ssoio misses a target (or with ``--profile always``), the storm, event and relay
+phases are run once more with ssoio under cProfile and the functions with the most own
+time are added to the report.
 
 Run: ``.venv/bin/python benchmarks/realtime.py [--connects N] [--clients N] [--events N]
 [--idle N] [--no-node]``. ``--previous`` needs a revision whose ``ssoio_node.py`` has the
@@ -116,6 +116,9 @@ TARGETS = (
     Target("server CPU per guarded event", "events", "cpu_us", 80, "µs"),
     Target("memory per idle connection", "idle", "kib", 40, "KiB"),
     Target("connect p99 in the storm", "storm", "p99_ms", 100, "ms", strict=True),
+    # issue #19: 60 µs per relayed event, plus 8 µs per recipient (the 10 members)
+    Target("server CPU per relayed chat:send, empty room", "relay", "cpu_us", 60, "µs"),
+    Target("server CPU per relayed chat:send, 10 members", "relay10", "cpu_us", 140, "µs"),
 )
 
 
@@ -634,6 +637,10 @@ ENTRY_POINTS = (
     ("ssoio/realtime/gateway.py", "connect", "Gateway.connect (the whole authenticated connect)"),
     ("ssoio/oidc/tokens.py", "verify", "TokenVerifier.verify (inside it)"),
     ("ssoio/realtime/gateway.py", "handle_event", "Gateway.handle_event (the whole guard)"),
+    ("ssoio/policy/engine.py", "authorize", "Policy.authorize (payload, sender, room: inside it)"),
+    ("ssoio/realtime/rooms.py", "deliver", "Rooms.deliver (the relay: inside it)"),
+    ("ssoio/transport/engine.py", "_read", "EngineSocket._read (frame in to Socket.IO dispatch)"),
+    ("ssoio/transport/engine.py", "send", "EngineSocket.send (every packet out, to the socket)"),
 )
 
 
@@ -687,12 +694,12 @@ def profile_section(bench: Bench, limit: int) -> list[str]:
     lines = [
         "## Where ssoio's time goes (cProfile, own time)",
         "",
-        "A separate pass of the storm and event phases with the ssoio node under cProfile",
+        "A separate pass of the storm, event and relay phases with the ssoio node under cProfile",
         "(its overhead inflates Python-level calls; the shares are what matters). It is",
         "switched on and off around the measured part of each phase only (no start-up,",
         "warm-up or teardown).",
     ]
-    for phase in ("storm", "events"):
+    for phase in ("storm", "events", *RELAY_PHASES):
         stats_file = bench.dir / f"ssoio-{phase}.prof"
         result = bench.phase("ssoio", phase, profile=stats_file)
         if not stats_file.exists():
