@@ -195,13 +195,18 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
 
     async def send(self, pkt: Any) -> None:
         """python-engineio's ``send``; a message written at once where it can be
-        (``FRAMES``): nothing queued or being written before it, the session open."""
-        if self._frames is None or not self._wrote_now(pkt):
+        (``write_now``)."""
+        if not self.write_now(pkt):
             await super().send(pkt)
 
-    def _wrote_now(self, pkt: Any) -> bool:
+    def write_now(self, pkt: Any) -> bool:
+        """Write message ``pkt`` at once, as a whole frame (``FRAMES``), if nothing is
+        queued or being written before it and the session is open; False: it must be
+        queued (``send``)."""
+        frames = self._frames
         if (
-            self._writing
+            frames is None
+            or self._writing
             or not self.queue.empty()
             or self.closing
             or self.closed
@@ -209,8 +214,6 @@ class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             or self.ping_overdue(time.time())  # (send ends the session: upstream's check)
         ):
             return False
-        frames = self._frames
-        assert frames is not None
         frame = self.server.frame_of(pkt, frames["frame"])
         return frame is not None and bool(frames["write"](frame))
 

@@ -116,8 +116,12 @@ class FanOut(socketio.AsyncManager):  # type: ignore[misc]
         pkts = [eio_packet.Packet(eio_packet.MESSAGE, part)
                 for part in (encoded if isinstance(encoded, list) else [encoded])]  # fmt: skip
         send = self.server._send_eio_packet
+        # ssoio's server writes to an open WebSocket at once, skipping the calls down to it
+        at_once = getattr(self.server, "send_at_once", None) if len(pkts) == 1 else None
         for eio_sid in recipients:
             try:
+                if at_once is not None and at_once(eio_sid, pkts[0]):
+                    continue
                 for pkt in pkts:
                     await send(eio_sid, pkt)
             except Exception as exc:  # one recipient's failure never stops the others

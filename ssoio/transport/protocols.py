@@ -17,7 +17,9 @@ asks the socket for both addresses a second time, and the application's first me
   ``FIRST_MESSAGE``): one write for both (~20 µs of CPU per write on loopback);
 * the application may write a whole text frame, built once for every recipient of a
   room event, without going through the ASGI ``send`` chain (the ASGI extension
-  ``FRAMES``), whenever ``send`` would write it at once (``write_frame``).
+  ``FRAMES``), whenever ``send`` would write it at once (``write_frame``); the frames
+  written so in one turn of the event loop go out in one write (a relayed event's copy
+  for its sender and the sender's ack: one system call, not two).
 
 Also: every handshake is answered (uvicorn 0.54 leaves one refused for its size
 unanswered, the client waiting with its connection open), and neither the request (its
@@ -383,6 +385,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.frames = []
         self.curr_msg_data_type = "bytes"
         self.lease: Lease | None = None  # this connection, counted per client address
+        self._corked: list[bytes] | None = None  # frames of write_frame, not written yet
 
     def upgrade(
         self,
@@ -449,10 +452,23 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             or self.transport.is_closing()
         ):
             return False
-        self.transport.write(frame)
+        if self._corked is None:
+            self._corked = [frame]
+            self.loop.call_soon(self._uncork)
+        else:
+            self._corked.append(frame)
         return True
 
+    def _uncork(self) -> None:
+        """Write the frames ``write_frame`` took in this turn of the loop, before anything
+        else is written (``send``, ``data_received``: the order of the messages)."""
+        frames, self._corked = self._corked, None
+        if frames and not self.transport.is_closing():
+            self.transport.write(b"".join(frames))
+
     def data_received(self, data: bytes) -> None:
+        if self._corked:
+            self._uncork()  # before uvicorn answers a ping or a close with a write
         super().data_received(data)
         if not self.handshake_initiated and self.conn.handshake_exc is not None:
             # websockets refused the request line or headers (414, 431) without a word
@@ -507,6 +523,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.tasks.add(task)
 
     async def send(self, message: ASGISendEvent) -> None:
+        if self._corked:
+            self._uncork()
         if message["type"] != "websocket.accept":
             await super().send(message)
             if message["type"] == "websocket.http.response.body" and not message.get(

@@ -341,6 +341,16 @@ class SocketServer(SocketServerBase[App]):
             return
         await self._send_now(eio_sid, eio_pkt)
 
+    def send_at_once(self, eio_sid: str, eio_pkt: Any) -> bool:
+        """What ``_send_eio_packet`` does when the packet can be written at once
+        (``EngineSocket.write_now``), without the calls down to it: a room event's
+        fan-out (``ssoio.transport.manager.FanOut``) tries this for each recipient first.
+        False: nothing was done, ``_send_eio_packet`` must be awaited."""
+        if self._held and eio_sid in self._held:
+            return False
+        socket = self.eio.sockets.get(eio_sid)
+        return isinstance(socket, EngineSocket) and socket.write_now(eio_pkt)
+
     async def _send_now(self, eio_sid: str, eio_pkt: Any) -> None:
         # Every packet to a client (broadcasts included) passes here. python-engineio's
         # queue per session is unbounded: a client that stops reading would grow it until
