@@ -47,6 +47,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 import socketio
+from engineio import packet as eio_packet
 from socketio import packet
 from socketio.exceptions import ConnectionRefusedError as SocketRefused
 
@@ -62,6 +63,7 @@ from ssoio.errors import (
 )
 from ssoio.responses import refusal_body
 from ssoio.transport.engine import EngineSocket
+from ssoio.transport.packets import encoded
 from ssoio.transport.ports import SocketApp
 
 __all__ = [
@@ -440,10 +442,14 @@ class SocketServer(SocketServerBase[App]):
     async def _ack(
         self, eio_sid: str, namespace: str, id: int | None, body: dict[str, Any]
     ) -> None:
-        if id is not None:
-            await self._send_packet(
-                eio_sid, self.packet_class(packet.ACK, namespace=namespace, id=id, data=[body])
-            )
+        if id is None:
+            return
+        text = encoded(packet.ACK, namespace, [body], id)  # body: JSON, never binary
+        if text is None or self.packet_class is not packet.Packet:
+            pkt = self.packet_class(packet.ACK, namespace=namespace, id=id, data=[body])
+            await self._send_packet(eio_sid, pkt)
+            return
+        await self._send_eio_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, text))
 
 
 def _error(error: SsoioError) -> dict[str, Any]:

@@ -1,0 +1,37 @@
+"""``ssoio.transport.packets.encoded`` writes what python-socketio's ``Packet.encode``
+writes, for any JSON data, namespace and ack id; binary data goes back to its class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from socketio import packet
+
+from ssoio.transport.packets import encoded
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from([packet.EVENT, packet.ACK]),
+    namespace=st.sampled_from(["/", "/admin", "/a,b"]),
+    ack_id=st.none() | st.integers(min_value=0, max_value=10**15),
+    data=st.lists(json_values, max_size=4),
+)
+def test_the_text_is_python_socketios(
+    kind: int, namespace: str, ack_id: int | None, data: list[Any]
+) -> None:
+    theirs = packet.Packet(kind, data=data, namespace=namespace, id=ack_id).encode()
+    assert encoded(kind, namespace, data, ack_id) == theirs
+
+
+def test_binary_data_is_left_to_python_socketio() -> None:
+    assert encoded(packet.EVENT, "/", ["file", {"bytes": b"\x00"}]) is None
+    assert encoded(packet.ACK, "/", [b"\x00"], 3) is None
