@@ -108,7 +108,7 @@ class Policy:
                 return Decision.allow("policy.allow_unknown_events is on")
             return Decision.deny(f"no event rule for {name[:100]!r}", code="unknown_event")
         if event.requires(principal):
-            return Decision.allow(f"{event.label} allows {event.requires.describe()}", event.label)
+            return event.allowed
         return Decision.deny(f"{event.label} allows only {event.requires.describe()}", event.label)
 
     def authorize_event(self, principal: Principal, name: str, payload: object) -> AuthorizedEvent:
@@ -129,7 +129,7 @@ class Policy:
         clean = validate_payload(event, payload)
         if not event.requires(principal):
             raise Forbidden(f"{event.label} allows only {event.requires.describe()}")
-        decision = Decision.allow(f"{event.label} allows {event.requires.describe()}", event.label)
+        decision = event.allowed
         room = self._target_room(event, principal, clean)
         if room is not None and event.room_action is not None:
             decision = self.room(principal, room, event.room_action)  # type: ignore[arg-type]

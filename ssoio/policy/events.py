@@ -14,6 +14,7 @@ from typing import Any
 
 from ssoio.config.policy import EventRule, FieldSpec
 from ssoio.errors import InvalidPayload
+from ssoio.policy.decision import Decision
 from ssoio.policy.patterns import Pattern, parse_pattern, room_name_problem
 from ssoio.policy.principal import Principal
 from ssoio.policy.requirements import Requirement, parse
@@ -30,10 +31,8 @@ class CompiledEvent:
     fields: Mapping[str, FieldSpec]
     target: Pattern | None
     visibility: FieldVisibility
-
-    @property
-    def label(self) -> str:
-        return f"events.{json.dumps(self.name, ensure_ascii=False)}"
+    label: str  # events."name", as decisions and refusals name the rule
+    allowed: Decision  # the sender's permission granted (built once, not per event)
 
     @property
     def room_action(self) -> str | None:
@@ -45,13 +44,17 @@ class CompiledEvent:
     @classmethod
     def compile(cls, name: str, rule: EventRule) -> CompiledEvent:
         fields = {key: spec for key in rule.fields if (spec := rule.field_spec(key))}
+        requires = parse(rule.requires)
+        label = f"events.{json.dumps(name, ensure_ascii=False)}"
         return cls(
             name=name,
             rule=rule,
-            requires=parse(rule.requires),
+            requires=requires,
             fields=fields,
             target=parse_pattern(rule.target_room) if rule.target_room else None,
             visibility=FieldVisibility.compile(rule.visible),
+            label=label,
+            allowed=Decision.allow(f"{label} allows {requires.describe()}", label),
         )
 
 
