@@ -38,6 +38,7 @@ import binascii
 import http
 import logging
 import re
+import struct
 from asyncio import TimerHandle
 from collections.abc import Generator
 from typing import Any, ClassVar, NamedTuple, cast
@@ -53,7 +54,6 @@ from uvicorn.server import ServerState
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidMessage
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
@@ -550,10 +550,19 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
 
 def text_frame(text: str) -> bytes:
-    """A server's unfragmented, unmasked text frame of ``text`` (RFC 6455 §5.2, §5.6), as
-    websockets builds it for ``send_text`` without extensions: the same bytes for every
-    connection."""
-    return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+    """A server's unfragmented, unmasked text frame of ``text`` (RFC 6455 §5.2: FIN and
+    opcode 1, no mask bit, the payload length in 7, 7+16 or 7+64 bits; §5.6), the bytes
+    websockets' ``Frame.serialize`` writes for ``send_text`` without extensions (held to
+    it by a test): the same for every connection."""
+    data = text.encode()
+    size = len(data)
+    if size < 126:
+        head = bytes((0x81, size))
+    elif size < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, size)
+    return head + data
 
 
 class _Refusal(NamedTuple):

@@ -1,5 +1,6 @@
 """``ssoio.transport.packets.encoded`` writes what python-socketio's ``Packet.encode``
-writes, for any JSON data, namespace and ack id; binary data goes back to its class."""
+writes, for any JSON data, namespace and ack id; binary data goes back to its class. The
+WebSocket frame built once for a room event is websockets' own."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from socketio import packet
+from websockets.frames import Frame, Opcode
 
 from ssoio.transport.packets import encoded
+from ssoio.transport.protocols import text_frame
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -35,3 +38,12 @@ def test_the_text_is_python_socketios(
 def test_binary_data_is_left_to_python_socketio() -> None:
     assert encoded(packet.EVENT, "/", ["file", {"bytes": b"\x00"}]) is None
     assert encoded(packet.ACK, "/", [b"\x00"], 3) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.text(max_size=200) | st.sampled_from(["", "x" * 125, "x" * 126, "é" * 40_000]))
+def test_a_text_frame_is_websockets_own(text: str) -> None:
+    """``ssoio.transport.protocols.text_frame``: the bytes websockets writes for a server's
+    ``send_text`` without extensions (RFC 6455 §5.2, each length encoding)."""
+    theirs = Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+    assert text_frame(text) == theirs
