@@ -677,9 +677,57 @@ def top_table(entries: ProfileEntries, total: float, limit: int, title: str) -> 
     return lines
 
 
+# The layers of an event's path (issue #19), by where a function lives: the first match
+# wins. C functions (json's encoder, socket writes, dict methods) count for their caller.
+LAYERS = (
+    ("frames: WebSocket read and write (uvicorn, websockets, ssoio's protocol and guard)",
+     ("uvicorn/", "websockets/", "ssoio/transport/protocols.py", "ssoio/transport/guard.py",
+      "engineio/async_drivers/", "ssoio/web/", "starlette/")),
+    ("Engine.IO (python-engineio, ssoio's sessions)",
+     ("engineio/", "ssoio/transport/engine.py")),
+    ("Socket.IO decode, dispatch, encode (python-socketio, ssoio's server and fan-out)",
+     ("socketio/", "ssoio/transport/")),
+    ("guard: rate limits, payload, policy (ssoio.realtime.dispatch, ssoio.policy)",
+     ("ssoio/realtime/dispatch.py", "ssoio/realtime/ratelimit.py", "ssoio/realtime/limits.py",
+      "ssoio/realtime/connections.py", "ssoio/realtime/gateway.py", "ssoio/policy/")),
+    ("relay: delivery and field visibility (ssoio.realtime.rooms)",
+     ("ssoio/realtime/", "ssoio/cluster/")),
+    ("audit and metrics (ssoio.audit, ssoio.metrics, logging, prometheus_client)",
+     ("ssoio/audit.py", "ssoio/metrics.py", "logging/", "prometheus_client/")),
+    ("event loop and tasks (asyncio; uvloop's own time is not seen)", ("asyncio/",)),
+)  # fmt: skip
+
+
+def layer_of(filename: str) -> str:
+    place = where(filename)
+    if place.startswith("json/"):
+        return "JSON (stdlib json, for whichever layer called it)"
+    for label, prefixes in LAYERS:
+        if place.startswith(prefixes):
+            return label
+    return "other"
+
+
+def layer_table(entries: ProfileEntries, total: float, ops: int) -> list[str]:
+    """Own time by layer of the path, C functions counted for their callers."""
+    by_layer: dict[str, float] = {}
+    for (filename, _line, _name), entry in entries.items():
+        if filename != "~":
+            by_layer[layer_of(filename)] = by_layer.get(layer_of(filename), 0.0) + entry[2]
+            continue
+        for (caller, _l, _n), called in entry[4].items():  # (cc, nc, own, cumulative)
+            layer = layer_of(caller)
+            by_layer[layer] = by_layer.get(layer, 0.0) + called[2]
+    lines = ["Own time by layer of the path:", "",
+             "| layer | share | profiled µs per op |", "| --- | ---: | ---: |"]  # fmt: skip
+    for label, own in sorted(by_layer.items(), key=lambda item: -item[1]):
+        lines.append(f"| {label} | {own / total:.1%} | {own / max(ops, 1) * 1e6:,.1f} |")
+    return lines
+
+
 def top_functions(stats_file: Path, limit: int, ops: int) -> list[str]:
     entries, total = load_profile(stats_file)
-    lines = package_table(entries, total, 12)
+    lines = [*layer_table(entries, total, ops), "", *package_table(entries, total, 12)]
     lines += ["", "Inclusive time of ssoio's entry points:", "",
               "| entry point | share | profiled µs per op |", "| --- | ---: | ---: |"]  # fmt: skip
     for (filename, _line, name), entry in entries.items():
