@@ -93,6 +93,19 @@ _SOCKET = "engineio.async_socket:AsyncSocket"
 _EIO = "engineio.async_server:AsyncServer"
 _SIO = "socketio.async_server:AsyncServer"
 
+# python-socketio's packet encoding, which ssoio.transport.packets writes for room events
+# (piece socketio.fanout) and acks (piece socketio.server)
+_PACKET = (
+    Upstream(
+        "socketio.packet:Packet.encode",
+        "513c45be75181da2e2b99a71f0876080a515f8dc0dfd99fd691ea2879637e8ea",
+    ),
+    Upstream(
+        "socketio.packet:Packet.__init__",
+        "5fe2fa797e082c1dcecce5ef96b84380ef8267559aa649c0792df016afc08a21",
+    ),
+)
+
 PIECES: tuple[Piece, ...] = (
     Piece(
         name="uvicorn.http",
@@ -388,14 +401,7 @@ PIECES: tuple[Piece, ...] = (
                 f"{_SIO}._send_packet",
                 "a00022b42c1c29e908fd601c32aa1854aeaf2f131b3acc12461f6030e1ab9e9b",
             ),
-            Upstream(
-                "socketio.packet:Packet.encode",
-                "513c45be75181da2e2b99a71f0876080a515f8dc0dfd99fd691ea2879637e8ea",
-            ),
-            Upstream(
-                "socketio.packet:Packet.__init__",
-                "5fe2fa797e082c1dcecce5ef96b84380ef8267559aa649c0792df016afc08a21",
-            ),
+            *_PACKET,
         ),
         reports=(
             "python-socketio-reserved-event-names.md",
@@ -457,14 +463,7 @@ PIECES: tuple[Piece, ...] = (
                 "socketio.async_manager:AsyncManager.emit",
                 "01ccd5b82b4f955e4f2e4d07b5fbf09cacef868e9f61bc2abe56d92118a5f3ac",
             ),
-            Upstream(
-                "socketio.packet:Packet.encode",
-                "513c45be75181da2e2b99a71f0876080a515f8dc0dfd99fd691ea2879637e8ea",
-            ),
-            Upstream(
-                "socketio.packet:Packet.__init__",
-                "5fe2fa797e082c1dcecce5ef96b84380ef8267559aa649c0792df016afc08a21",
-            ),
+            *_PACKET,
         ),
         reports=("python-socketio-fan-out-task-per-recipient.md",),
         lacks=(),
