@@ -1,7 +1,16 @@
-"""Fan-out benchmark: one message to 5,000 connections in one room, on one node and on two.
+"""Fan-out benchmark: one message to 5,000 connections in one room, on one node and on two,
+next to bare python-socketio and Node socket.io 4.8 on one node (issue #19).
 
-Three configurations run one after the other, each on fresh processes:
+Up to five configurations run one after the other, each on fresh processes:
 
+* **bare python-socketio** and **Node socket.io 4.8** (the baselines, run with the single
+  node, first, as ``realtime.py`` runs them; ``--no-bare`` / ``--no-node`` leave one out):
+  ``servers/bare.py`` and ``servers/node_socketio.mjs`` (socket.io installed with ``npm
+  ci`` on first use), each with ``--fanout-room tenant:acme``: every connection joins the
+  room as it connects, and ``POST /api/v1/emit`` emits the posted event to it; no
+  authentication (the CONNECT's token and the bearer token are ignored). They hold every
+  connection on core 0, as the single node does, with the same load generators,
+  publisher, modes and checks;
 * **single node**: one ssoio node (``servers/ssoio_node.py``, run as ``ssoio serve`` runs
   it) holding every connection;
 * **two nodes, both on core 0**: two nodes with the same configuration plus
@@ -40,10 +49,16 @@ pre-exec), the driver too; the report gives the limit read back from ``/proc/PID
 Each node also times its cyclic garbage collector over each mode (``ssoio_node.py
 --gc-stats``, between SIGUSR1 and SIGUSR2): the share of its CPU spent there.
 
-Pinning (two cores): the single node on core 0, the load generators, the publisher, the
-JWKS server and redis-server on core 1; "both on core 0" keeps that; "one core each" puts
-node A on core 0 and node B on core 1, the load generator of node A on core 1 and that of
-node B on core 0, redis-server and the publisher on core 1.
+Pinning (two cores): the single node (and each baseline) on core 0, the load generators,
+the publisher, the JWKS server and redis-server on core 1; "both on core 0" keeps that;
+"one core each" puts node A on core 0 and node B on core 1, the load generator of node A
+on core 1 and that of node B on core 0, redis-server and the publisher on core 1.
+
+The report gives ssoio's single-node figures divided by each baseline's (CPU per
+delivery, rates, latencies), the two-node configurations' divided by the single node's, and
+issue #19's targets for ssoio on one node: server CPU per delivery (burst) ≤ 10 µs, paced
+delivery latency p99 < 100 ms, with the baselines' values beside them; receipts missing and
+duplicated must be 0 everywhere. The baselines have no GC statistics and are not profiled.
 
 When a two-node configuration is much slower than the single node (under 80 % of its
 burst rate, or over 1.5 times its paced p50 latency; or with ``--profile always``), two
@@ -51,7 +66,8 @@ further passes, the single node and two nodes both on core 0, run the burst with
 node under cProfile, and the report says where their time goes.
 
 Run: ``.venv/bin/python benchmarks/fanout.py [--connections N] [--messages N]
-[--interval S] [--burst N]``; the report goes to stdout and ``results/fanout.md``.
+[--interval S] [--burst N] [--layouts single,shared,spread] [--no-bare] [--no-node]``; the
+report goes to stdout and ``results/fanout.md``.
 """
 
 from __future__ import annotations
@@ -90,15 +106,20 @@ from benchmarks.fanout_clients import EVENT
 from benchmarks.loadgen import AUDIENCE, core_busy_seconds, cpu_seconds, sign
 from benchmarks.realtime import (
     ISSUER,
+    NODE_SERVER,
+    Target,
     fmt,
     free_port,
+    install_node_server,
     load_profile,
     machine_line,
+    node_binary,
     package_table,
     pin,
     public_jwk,
     raise_file_limit,
     top_table,
+    uvicorn_auto_ws,
     where,
 )
 
@@ -214,7 +235,9 @@ class Child:
 @dataclass(frozen=True)
 class Layout:
     """Where each process runs: load generator k connects to node k mod (number of nodes)
-    and runs on ``client_cores[k % 2]``."""
+    and runs on ``client_cores[k % 2]``. ``server`` is what the nodes are: ssoio
+    (``servers/ssoio_node.py``), or a baseline, ``bare`` (``servers/bare.py``) or ``node``
+    (``servers/node_socketio.mjs``), each with ``--fanout-room``."""
 
     key: str
     label: str
@@ -222,12 +245,17 @@ class Layout:
     client_cores: tuple[int, int]
     redis_core: int = 1
     driver_core: int = 1
+    server: str = "ssoio"
 
     @property
     def nodes(self) -> int:
         return len(self.node_cores)
 
     def describe(self) -> str:
+        if self.server != "ssoio":
+            return (f"server core {self.node_cores[0]}; load generators cores "
+                    f"{' / '.join(map(str, self.client_cores))}; publisher core "
+                    f"{self.driver_core}")  # fmt: skip
         nodes = ", ".join(f"node {'AB'[i]} core {c}" for i, c in enumerate(self.node_cores))
         clients = " / ".join(str(c) for c in self.client_cores)
         redis = f", redis-server core {self.redis_core}" if self.nodes > 1 else ""
@@ -240,6 +268,16 @@ LAYOUTS = {
     "shared": Layout("shared", "two nodes, both on core 0", (0, 0), (1, 1)),
     "spread": Layout("spread", "two nodes, one core each", (0, 1), (1, 0)),
 }
+# The baselines, pinned as the single node is and run next to it (--no-bare, --no-node).
+BASELINES = {
+    "bare": Layout("bare", "bare python-socketio", (0,), (1, 1), server="bare"),
+    "node": Layout("node", "Node socket.io 4.8", (0,), (1, 1), server="node"),
+}
+# issue #19, for ssoio on one node (the baselines' values beside them)
+TARGETS = (
+    Target("server CPU per delivery (burst)", "burst", "cpu_A_us", 10, "µs"),
+    Target("paced delivery latency p99", "paced", "p99", 100, "ms", strict=True),
+)
 
 
 @dataclass
@@ -342,6 +380,8 @@ class Bench:
         raise SystemExit(f"redis-server does not answer:\n{child.tail()}")
 
     def node(self, layout: Layout, index: int, redis_url: str, profile: bool) -> Node:
+        if layout.server != "ssoio":
+            return self.baseline(layout)
         port = free_port()
         name, letter = f"node {'AB'[index]}", "ab"[index]
         gc_file = self.dir / f"{layout.key}-node-{letter}-gc.json"
@@ -356,6 +396,19 @@ class Bench:
         child = self.child(name, argv, layout.node_cores[index])
         child.wait_listening(port)
         return Node(name, child, port, gc_file, profile_file)
+
+    def baseline(self, layout: Layout) -> Node:
+        """A baseline server as node A, with its fan-out room and emit route
+        (``--fanout-room``); no GC statistics, no profile."""
+        port = free_port()
+        if layout.server == "node":
+            argv = [node_binary(), str(NODE_SERVER)]
+        else:
+            argv = [sys.executable, str(HERE / "servers" / "bare.py")]
+        argv += ["--port", str(port), "--fanout-room", ROOM]
+        child = self.child(f"node A ({layout.key})", argv, layout.node_cores[0])
+        child.wait_listening(port)
+        return Node("node A", child, port, None, None)
 
     @contextlib.contextmanager
     def configuration(self, layout: Layout, profile: bool = False) -> Iterator[Running]:
@@ -470,7 +523,9 @@ class Bench:
         print(f"  {name}: {count} messages" + (f", one every {interval:g} s" if interval else
               ", back to back"), flush=True)  # fmt: skip
         processes = running.processes()
-        for node in running.nodes:
+        signalled = [node for node in running.nodes if node.gc_file is not None]
+        for node in signalled:  # a baseline has no such handler (uvicorn: exit; node: inspector)
+            assert node.gc_file is not None
             node.gc_file.unlink(missing_ok=True)
             os.kill(node.child.pid, signal.SIGUSR1)
         before = snapshot(processes)
@@ -478,9 +533,9 @@ class Bench:
         replies = self.drain(running.clients, first, count, self.args.drain_timeout)
         time.sleep(0.1)  # the last writes' bookkeeping
         spent = snapshot_delta(before, processes)
-        for node in running.nodes:
+        for node in signalled:
             os.kill(node.child.pid, signal.SIGUSR2)
-        gc_stats = {node.name: node.gc_stats() for node in running.nodes}
+        gc_stats = {node.name: node.gc_stats() for node in signalled}
         return ModeResult(
             name, count, sent, rounds, replies, spent.cpu, spent.busy, spent.wall, gc_stats
         )
@@ -491,11 +546,12 @@ class Node:
     name: str
     child: Child
     port: int
-    gc_file: Path
+    gc_file: Path | None  # None: a baseline (no GC statistics)
     profile: Path | None
 
     def gc_stats(self, limit: float = 30.0) -> dict[str, Any]:
         """What the node wrote on SIGUSR2 (its cProfile stats, if any, are written first)."""
+        assert self.gc_file is not None
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError, ValueError):
@@ -687,19 +743,38 @@ ROWS = (
 )
 
 
+# the rows where ssoio is divided by each baseline: CPU per delivery, rates, latencies
+COMPARED = frozenset({
+    "p50", "p99", "max", "p50_A", "p99_A", "complete_p50", "complete_max", "post_p50",
+    "cpu_A_us", "all_cpu_us", "rate", "messages_rate",
+})  # fmt: skip
+ORDER = ("single", "bare", "node", "shared", "spread")  # the report's columns
+
+
+def column(results: dict[str, ConfigResult], k: str) -> str:
+    label = results[k].layout.label
+    return f"{label} (ssoio)" if k == "single" and results.keys() & BASELINES else label
+
+
 def report(
     args: argparse.Namespace,
     results: dict[str, ConfigResult],
     profiles: list[str],
     seconds: float,
 ) -> str:
-    keys = list(results)
-    two = [k for k in keys if k != "single"]
+    keys = [k for k in ORDER if k in results]
+    two = [k for k in keys if results[k].layout.nodes > 1]
+    bases = [k for k in BASELINES if k in results and "single" in results]
     m = {k: {name: mode_metrics(results[k], mode) for name, mode in results[k].modes.items()}
          for k in keys}  # fmt: skip
     per = args.connections // args.loadgens
+    titles = [f"ssoio / {k}" for k in bases] + [
+        f"{results[k].layout.label} / single node" for k in two
+    ]
+    baselines = " and ".join(BASELINES[k].label for k in BASELINES if k in results)
     lines = [
-        "# Fan-out benchmark: one message to every connection of a room, one node and two",
+        "# Fan-out benchmark: one message to every connection of a room, one node and two"
+        + (f"; {baselines} on one node beside it" if baselines else ""),
         "",
         f"- machine: {machine_line()}",
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; run time {seconds:.0f} s; "
@@ -719,20 +794,33 @@ def report(
         "(`/proc/PID/stat`) divided by the deliveries to its own connections (node A's "
         "includes the HTTP request and the publish to Redis); core busy shares from "
         "`/proc/stat`",
+    ]  # fmt: skip
+    if baselines:
+        lines.append(
+            f"- baselines, one node each, in the same run, each on fresh processes, pinned as "
+            f"the single ssoio node is, with the same load generators, publisher, modes and "
+            f"checks: {baselines} (see Setup); they ignore the CONNECT's token and the "
+            f"bearer token, join every connection to `{ROOM}` as it connects and emit the "
+            "POST's event to the room; `ssoio / X` is ssoio's single-node figure divided by "
+            "X's, on the CPU per delivery, rate and latency rows"
+        )
+    lines += [
         "",
-        "| metric | " + " | ".join(results[k].layout.label for k in keys) + " | "
-        + " | ".join(f"{results[k].layout.label} / single node" for k in two) + " |",
-        "| --- |" + " ---: |" * (len(keys) + len(two)),
+        "| metric | " + " | ".join(column(results, k) for k in keys) + " |"
+        + "".join(f" {title} |" for title in titles),
+        "| --- |" + " ---: |" * (len(keys) + len(titles)),
     ]  # fmt: skip
     for label, mode, key, digits in ROWS:
         values = {k: m[k].get(mode, {}).get(key) for k in keys}
         if all(v is None for v in values.values()):
             continue
-        row = f"| {label} | " + " | ".join(fmt(values[k], digits) for k in keys)
+        row = f"| {label} | " + " | ".join(fmt(values[k], digits) for k in keys) + " |"
         one = values.get("single")
-        row += " | " + " | ".join(ratio(values[k], one) for k in two) + " |"
+        for k in bases:
+            row += f" {ratio(one, values[k]) if key in COMPARED else ''} |"
+        row += "".join(f" {ratio(values[k], one)} |" for k in two)
         lines.append(row)
-    blank = " |" * len(two)
+    blank = " |" * len(titles)
 
     def text_row(label: str, cell: Callable[[str], str]) -> None:
         lines.append(f"| {label} | " + " | ".join(cell(k) for k in keys) + " |" + blank)
@@ -754,13 +842,17 @@ def report(
     text_row("connections held (node A + node B)", held)
 
     def collections(k: str) -> str:
-        return "; ".join(
-            f"{mode}: "
-            + ", ".join(
-                f"{node[-1]} " + "/".join(str(n) for n in stats["collections"])
-                for node, stats in results[k].modes[mode].gc.items()
+        return (
+            "; ".join(
+                f"{mode}: "
+                + ", ".join(
+                    f"{node[-1]} " + "/".join(str(n) for n in stats["collections"])
+                    for node, stats in results[k].modes[mode].gc.items()
+                )
+                for mode in results[k].modes
+                if results[k].modes[mode].gc
             )
-            for mode in results[k].modes
+            or "n/a"
         )
 
     text_row("cyclic GC collections, gen 0/1/2, per node", collections)
@@ -775,6 +867,8 @@ def report(
     text_row("CPU share while idle (pings only), node A / node B (%)", lambda k: " / ".join(
         fmt(results[k].idle_cpu.get(n, 0.0) * 100, 1) for n in ("node A", "node B")
         if n in results[k].idle_cpu))  # fmt: skip
+    if "single" in results:
+        lines += targets_block(m, bases, keys)
     lines += ["", "## Pinning and limits", ""]
     for k in keys:
         lines.append(f"- {results[k].layout.label}: {results[k].layout.describe()}")
@@ -787,9 +881,39 @@ def report(
     if errors:
         lines += ["", "## Connect errors", "", *errors]
     lines += ["", "## Setup", "", *SETUP.splitlines()]
+    if bases:
+        lines += BASELINE_SETUP.format(ws=uvicorn_auto_ws(), room=ROOM).splitlines()
     if profiles:
         lines += ["", *profiles]
     return "\n".join(lines) + "\n"
+
+
+def receipts_clean(metrics: dict[str, dict[str, float | None]]) -> bool:
+    """No receipt missing and none duplicated, in every mode."""
+    return all(not mode.get("missing") and not mode.get("duplicates") for mode in metrics.values())
+
+
+def targets_block(
+    m: dict[str, dict[str, dict[str, float | None]]], bases: list[str], keys: list[str]
+) -> list[str]:
+    """Issue #19's targets for ssoio on one node, the baselines' values beside them, and
+    the receipts check of every configuration."""
+    names = {k: BASELINES[k].label for k in bases}
+    lines = ["", "## Targets (issue #19, ssoio on one node)", "",
+             "| target | ssoio, single node | " + "".join(f"{names[k]} | " for k in bases)
+             + "met |",
+             "| --- | ---: |" + " ---: |" * len(bases) + " --- |"]  # fmt: skip
+    for target in TARGETS:
+        ours = m["single"].get(target.phase, {}).get(target.metric)
+        theirs = "".join(
+            f"{fmt(m[k].get(target.phase, {}).get(target.metric), 1)} | " for k in bases
+        )
+        met = "yes" if target.met(ours) else "**no**"
+        lines.append(f"| {target.describe()} | {fmt(ours, 1)} | {theirs}{met} |")
+    dirty = [k for k in keys if not receipts_clean(m[k])]
+    lines += ["", "Receipts missing and duplicated: 0 in every mode of every configuration: "
+              + ("yes" if not dirty else f"**no** ({', '.join(dirty)})")]  # fmt: skip
+    return lines
 
 
 SETUP = """\
@@ -814,6 +938,25 @@ SETUP = """\
 - cyclic GC: each node (`ssoio_node.py --gc-stats`) adds up the process CPU time of its
   garbage collections (`gc.callbacks`) over each mode; ssoio's thresholds are
   `(50000, 20, 100)` (`tune_garbage_collector`)."""
+
+
+BASELINE_SETUP = """\
+- bare python-socketio (`servers/bare.py --fanout-room {room}`, otherwise as the
+  realtime benchmark runs it): `socketio.AsyncServer(async_mode="asgi")` in
+  `socketio.ASGIApp`, run by `uvicorn.run(app, host="127.0.0.1", port=N)` with every
+  uvicorn default (websocket implementation "auto" = {ws}, INFO logging with
+  the access log on, written to a file), the default garbage collector, no
+  authentication. `--fanout-room` adds a `connect` handler that enters every connection
+  into the room and, in front of the ASGI app, `POST /api/v1/emit` doing
+  `await sio.emit(event, data, to=room)` (python-socketio's `AsyncManager.emit`: the
+  packet encoded once, a task per recipient) and answering `{{"ok": true}}`.
+- Node socket.io 4.8 (`servers/node_socketio.mjs --fanout-room {room}`, socket.io
+  pinned by `servers/package-lock.json`, `npm ci` on first use): `new
+  Server(httpServer)` with every default, no authentication; `--fanout-room` adds
+  `socket.join(room)` on connection and the HTTP server's own request listener for
+  `POST /api/v1/emit`, doing `io.to(room).emit(event, data)` and answering
+  `{{"ok": true}}`.
+- the baselines have no GC statistics (n/a) and are not profiled."""
 
 
 def redis_version() -> str:
@@ -902,8 +1045,8 @@ def much_slower(results: dict[str, ConfigResult]) -> bool:
         return False
     one = {name: mode_metrics(results["single"], mode) for name, mode in
            results["single"].modes.items()}  # fmt: skip
-    for key, result in results.items():
-        if key == "single":
+    for result in results.values():
+        if result.layout.nodes < 2:
             continue
         two = {name: mode_metrics(result, mode) for name, mode in result.modes.items()}
         rate_one, rate_two = one["burst"]["rate"], two["burst"]["rate"]
@@ -955,6 +1098,10 @@ def main() -> None:
         help="profile two nodes: when much slower than one, always or never",
     )  # fmt: skip
     parser.add_argument("--profile-top", type=int, default=20, help="functions listed")
+    parser.add_argument("--no-bare", action="store_true",
+                        help="leave out the bare python-socketio baseline")  # fmt: skip
+    parser.add_argument("--no-node", action="store_true",
+                        help="leave out the Node socket.io 4.8 baseline")  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS, help="report file")
     args = parser.parse_args()
     layouts = [key.strip() for key in args.layouts.split(",") if key.strip()]
@@ -968,10 +1115,19 @@ def main() -> None:
     soft, hard = raise_file_limit()
     started = time.perf_counter()
     print(f"machine: {machine_line()}; RLIMIT_NOFILE {soft}/{hard}", flush=True)
+    baselines = [] if "single" not in layouts else [
+        key for key in BASELINES if not getattr(args, f"no_{key}")
+    ]  # fmt: skip
+    if "node" in baselines:
+        install_node_server()
     with contextlib.ExitStack() as stack:
         bench = Bench(args, stack)
         results: dict[str, ConfigResult] = {}
         for key in layouts:
+            # the baselines first, then ssoio, as the realtime benchmark runs them
+            for layout in [BASELINES[b] for b in baselines] if key == "single" else []:
+                print(f"{layout.label} (baseline) ...", flush=True)
+                results[layout.key] = bench.run(layout)
             print(f"{LAYOUTS[key].label} ...", flush=True)
             results[key] = bench.run(LAYOUTS[key])
         profiles: list[str] = []
