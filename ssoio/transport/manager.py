@@ -7,9 +7,8 @@ reconnect quadratic. The index makes it O(the sid's own rooms). The mixin works 
 any manager (the local one, and the Redis one when clustered).
 
 Pieces ``socketio.rooms``, ``socketio.fanout`` and ``socketio.cluster`` of
-``ssoio.transport.gates``: each
-falls back to python-socketio's own manager when python-socketio is outside its
-verified range (``manager_for``).
+``ssoio.transport.gates``: each falls back to python-socketio's own manager when
+python-socketio is outside its verified range (``manager_for``).
 """
 
 from __future__ import annotations
@@ -82,12 +81,15 @@ class IndexedRooms:
 
 class FanOut(socketio.AsyncManager):  # type: ignore[misc]
     """python-socketio 5.18's ``AsyncManager.emit`` for the emits this node delivers
-    without an ack callback (every room event): the packet encoded once, as upstream, and
-    handed to each recipient's queue in turn, where upstream creates a task per recipient
-    and waits for them all. Handing a packet to a queue never waits (ssoio's Engine.IO
-    queues, as python-engineio's, are unbounded; ``realtime.max_backlog_packets`` closes a
-    client that stops reading), so the tasks bought nothing but their cost
-    (docs/upstream/python-socketio-fan-out-task-per-recipient.md). Emits with a callback
+    without an ack callback (every room event): the packet encoded once, as upstream
+    (``ssoio.transport.packets``), and handed to each recipient in turn, where upstream
+    creates a task per recipient and waits for them all. Handing a packet over never
+    waits (ssoio's Engine.IO queues, as python-engineio's, are unbounded;
+    ``realtime.max_backlog_packets`` closes a client that stops reading), so the tasks
+    bought nothing but their cost
+    (docs/upstream/python-socketio-fan-out-task-per-recipient.md). On ssoio's server, an
+    open WebSocket with nothing queued gets the frame written at once
+    (``SocketServer.send_at_once``: the frame built once for all). Emits with a callback
     run upstream's code.
 
     A base class, not a mixin: the Redis manager's own delivery of a message from the
