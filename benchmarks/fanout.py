@@ -922,9 +922,10 @@ SETUP = """\
   configuration, whose rooms `user:{sub}` and `tenant:{tenant}` are auto-joined); with two
   nodes, `--cluster redis://...` adds `[cluster] redis_url` (and a `node_id`) to the same
   configuration. The room has no field visibility rules, so `Gateway.deliver` hands the
-  event to python-socketio's manager: locally `AsyncManager.emit` (one task per
-  recipient), and with a cluster `AsyncRedisManager.emit`, which first delivers to node
-  A's own members and then publishes the message on Redis, where node B's listener
+  event to python-socketio's manager: locally ssoio's `FanOut.emit` (the frame built once,
+  written to each open WebSocket by the emitting coroutine: no task per recipient), and
+  with a cluster python-socketio's `AsyncRedisManager.emit` as ssoio adapts it, which
+  starts the publish on Redis, delivers to node A's own members, and node B's listener
   delivers it to its members.
 - redis-server: a fresh one per two-node configuration on a free loopback port, no
   persistence (`--save "" --appendonly no`), as `tests/interop/redis_server.py` starts it.
