@@ -984,7 +984,7 @@ STEPS = (
     ("ssoio/transport/manager.py", "emit", "FanOut.emit (the packet encoded once)"),
     ("ssoio/transport/server.py", "send_at_once", "SocketServer.send_at_once (per recipient)"),
     ("ssoio/transport/engine.py", "frame_of", "EngineServer.frame_of (the frame built once)"),
-    ("ssoio/transport/protocols.py", "write_frame", "WebSocketProtocol.write_frame"),
+    ("ssoio/transport/websocket.py", "write_frame", "WebSocketProtocol.write_frame"),
     ("socketio/async_server.py", "_send_eio_packet", "AsyncServer._send_eio_packet (queued)"),
     ("engineio/async_socket.py", "send", "engineio AsyncSocket.send (queue)"),
     ("ssoio/transport/engine.py", "_write", "EngineSocket._write (websocket sends)"),

@@ -561,7 +561,7 @@ SETUP = """\
   returns `{{"ok": true}}`. With `--tuned-baseline`, the same app also runs "tuned as
   ssoio runs": websockets-sansio, no permessage-deflate, ssoio's GC thresholds, WARNING
   logging, no access log, no proxy headers; uvicorn's and python-engineio's own classes
-  (ssoio's lighter ones, `ssoio/transport/protocols.py` and `ssoio/transport/engine.py`, are part of
+  (ssoio's lighter ones, `ssoio/transport/protocols.py`, `websocket.py` and `engine.py`, are part of
   what ssoio brings). `room:join {{room}}` enters the room (`enter_room`); `chat:send`
   does `emit("chat:message", {{**payload, "from": sid}}, to=room)` and returns
   `{{"ok": true}}`.
@@ -681,7 +681,8 @@ def top_table(entries: ProfileEntries, total: float, limit: int, title: str) -> 
 # wins. C functions (json's encoder, socket writes, dict methods) count for their caller.
 LAYERS = (
     ("frames: WebSocket read and write (uvicorn, websockets, ssoio's protocol and guard)",
-     ("uvicorn/", "websockets/", "ssoio/transport/protocols.py", "ssoio/transport/guard.py",
+     ("uvicorn/", "websockets/", "ssoio/transport/protocols.py", "ssoio/transport/websocket.py",
+      "ssoio/transport/guard.py",
       "engineio/async_drivers/", "ssoio/web/", "starlette/")),
     ("Engine.IO (python-engineio, ssoio's sessions)",
      ("engineio/", "ssoio/transport/engine.py")),

@@ -1,10 +1,10 @@
 """Running an ``SsoServer`` under uvicorn, configured as measured in benchmarks/.
 
 * httptools and websockets-sansio, each handshake parsed once
-  (``ssoio.transport.protocols``); the legacy websockets implementation calls
-  ``inspect.signature()`` per connection (13% of connect CPU here). On the stock
-  transport path (``server.transport``, ``ssoio.transport.gates``): uvicorn's h11 and
-  websockets-sansio protocols;
+  (``ssoio.transport.protocols``, ``ssoio.transport.websocket``); the legacy websockets
+  implementation calls ``inspect.signature()`` per connection (13% of connect CPU here).
+  On the stock transport path (``server.transport``, ``ssoio.transport.gates``): uvicorn's
+  h11 and websockets-sansio protocols;
 * the HTTP edge's bounds on every request and client address (``ssoio.transport.edge``);
 * permessage-deflate only when configured: it triples memory per connection;
 * raised GC thresholds (``process.tune_garbage_collector``);

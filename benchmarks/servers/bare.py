@@ -21,7 +21,7 @@ the JSON shape. Without the flag the app is the one ``benchmarks/realtime.py`` m
 and ``tune_garbage_collector``): websockets-sansio, no permessage-deflate, raised GC
 thresholds, WARNING logging, no access log, no proxy headers, no server header; uvicorn's
 and python-engineio's own classes, not ssoio's lighter ones (``ssoio.transport.protocols``,
-``ssoio.transport.engine``). The gap between it and ssoio is what ssoio costs, net of what
+``websocket``, ``engine``). The gap between it and ssoio is what ssoio costs, net of what
 those save.
 
 Run (``benchmarks/realtime.py`` does): ``.venv/bin/python benchmarks/servers/bare.py --port N``

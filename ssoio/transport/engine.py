@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 # ASGI extension (scope["extensions"], and a key of "websocket.accept") of ssoio's uvicorn
-# protocol (ssoio.transport.protocols): a text message written with the handshake's answer, in one
+# protocol (ssoio.transport.websocket): a text message written with the handshake's answer, in one
 # write. A session's OPEN packet goes out that way: one write per connect less (~20 µs
 # of CPU each on loopback TCP).
 FIRST_MESSAGE = "ssoio.first_message"

@@ -179,7 +179,7 @@ PIECES: tuple[Piece, ...] = (
     ),
     Piece(
         name="uvicorn.websocket",
-        ssoio="ssoio.transport.protocols.WebSocketProtocol (with _Handshake, _UpgradedProtocol)",
+        ssoio="ssoio.transport.websocket.WebSocketProtocol (with Handshake, _UpgradedProtocol)",
         stock='uvicorn\'s websockets-sansio protocol ("websockets-sansio"), ws_max_size kept',
         verified=(UVICORN, WEBSOCKETS),
         upstream=(

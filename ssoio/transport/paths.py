@@ -11,8 +11,9 @@ from ssoio.transport.edge import ConnectionLedger, HttpLimits
 from ssoio.transport.engine import AddressedEngineServer, EngineServer
 from ssoio.transport.gates import Selection
 from ssoio.transport.manager import manager_for
-from ssoio.transport.protocols import HttpProtocol, WebSocketProtocol
+from ssoio.transport.protocols import HttpProtocol
 from ssoio.transport.server import App, SocketServer, SocketServerBase, StockSocketServer
+from ssoio.transport.websocket import WebSocketProtocol
 
 __all__ = ["socket_server", "uvicorn_protocols"]
 

@@ -22,8 +22,9 @@ from ssoio.transport.engine import AddressedEngineServer, EngineServer
 from ssoio.transport.gates import PIECES, Selection, select
 from ssoio.transport.manager import ClusterManager, FanOut, IndexedRooms, LocalManager, manager_for
 from ssoio.transport.paths import socket_server, uvicorn_protocols
-from ssoio.transport.protocols import HttpProtocol, WebSocketProtocol
+from ssoio.transport.protocols import HttpProtocol
 from ssoio.transport.server import SocketServer, StockSocketServer
+from ssoio.transport.websocket import WebSocketProtocol
 from tests.transport.test_layout import TRANSPORT, private_uses
 
 ROOT = Path(__file__).resolve().parents[2]

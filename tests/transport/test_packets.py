@@ -12,7 +12,7 @@ from socketio import packet
 from websockets.frames import Frame, Opcode
 
 from ssoio.transport.packets import encoded
-from ssoio.transport.protocols import text_frame
+from ssoio.transport.websocket import text_frame
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
@@ -43,7 +43,7 @@ def test_binary_data_is_left_to_python_socketio() -> None:
 @settings(max_examples=100, deadline=None)
 @given(text=st.text(max_size=200) | st.sampled_from(["", "x" * 125, "x" * 126, "é" * 40_000]))
 def test_a_text_frame_is_websockets_own(text: str) -> None:
-    """``ssoio.transport.protocols.text_frame``: the bytes websockets writes for a server's
+    """``ssoio.transport.websocket.text_frame``: the bytes websockets writes for a server's
     ``send_text`` without extensions (RFC 6455 §5.2, each length encoding)."""
     theirs = Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
     assert text_frame(text) == theirs

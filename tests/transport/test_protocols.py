@@ -19,7 +19,8 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from ssoio.transport.engine import DENIAL_COMPLETES, FIRST_MESSAGE, FRAMES
-from ssoio.transport.protocols import HttpProtocol, WebSocketProtocol, _Handshake
+from ssoio.transport.protocols import HttpProtocol
+from ssoio.transport.websocket import Handshake, WebSocketProtocol
 
 KEY_LINES = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")  # fmt: skip
@@ -293,7 +294,7 @@ def test_a_plain_answer_is_the_answer_websockets_gives(
     """RFC 6455 §4.2.1, differential: whenever ssoio answers a handshake itself, websockets'
     ``ServerProtocol.accept`` (no extension configured, as ssoio runs by default) accepts it
     with the same answer; whatever websockets refuses, ssoio leaves to it."""
-    handshake = _Handshake(method, b"/socket.io/", headers, version)
+    handshake = Handshake(method, b"/socket.io/", headers, version)
     assert handshake.refusal() is None
     ours = handshake.plain_answer()
     theirs = ServerProtocol(extensions=[]).accept(
@@ -311,7 +312,7 @@ def test_the_common_handshakes_are_answered_by_ssoio() -> None:
     deflate = (b"sec-websocket-extensions", b"permessage-deflate; client_max_window_bits")
     for extra in ([], [(b"origin", b"https://app.example")], [deflate]):
         headers = [(b"host", b"h"), *VALID, *extra]
-        answer = _Handshake("GET", b"/socket.io/", headers, "1.1").plain_answer()
+        answer = Handshake("GET", b"/socket.io/", headers, "1.1").plain_answer()
         assert answer is not None
         # RFC 6455 §1.3's worked example
         assert answer.headers["Sec-WebSocket-Accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
