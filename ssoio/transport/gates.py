@@ -364,7 +364,7 @@ PIECES: tuple[Piece, ...] = (
     Piece(
         name="socketio.server",
         ssoio="ssoio.transport.server.SocketServer",
-        stock="ssoio.transport.server.StockSocketServer (public seams: handlers for "
+        stock="ssoio.transport.stock.StockSocketServer (public seams: handlers for "
         'namespace "*", a catch-all event handler, ConnectionRefusedError, '
         "python-engineio's connect/disconnect handlers)",
         verified=(SOCKETIO,),

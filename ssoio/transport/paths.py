@@ -12,7 +12,8 @@ from ssoio.transport.engine import AddressedEngineServer, EngineServer
 from ssoio.transport.gates import Selection
 from ssoio.transport.manager import manager_for
 from ssoio.transport.protocols import HttpProtocol
-from ssoio.transport.server import App, SocketServer, SocketServerBase, StockSocketServer
+from ssoio.transport.server import App, SocketServer, SocketServerBase
+from ssoio.transport.stock import StockSocketServer
 from ssoio.transport.websocket import WebSocketProtocol
 
 __all__ = ["socket_server", "uvicorn_protocols"]

@@ -23,7 +23,8 @@ from ssoio.transport.gates import PIECES, Selection, select
 from ssoio.transport.manager import ClusterManager, FanOut, IndexedRooms, LocalManager, manager_for
 from ssoio.transport.paths import socket_server, uvicorn_protocols
 from ssoio.transport.protocols import HttpProtocol
-from ssoio.transport.server import SocketServer, StockSocketServer
+from ssoio.transport.server import SocketServer
+from ssoio.transport.stock import StockSocketServer
 from ssoio.transport.websocket import WebSocketProtocol
 from tests.transport.test_layout import TRANSPORT, private_uses
 
