@@ -22,8 +22,8 @@ through python-socketio 5.18's ``_engineio_server_class``); the upstream defects
 around: docs/upstream/python-engineio-last-packet-kept.md,
 python-engineio-ping-timeout-close-dropped.md,
 python-engineio-client-close-websocket-open.md, python-engineio-protocol-conformance.md.
-``PacketQueue`` and ``Flag`` are the parts of ``asyncio.Queue`` and ``asyncio.Event``
-that python-engineio and uvicorn use.
+Its queues are ``ssoio.transport.queues``' (the parts of ``asyncio.Queue`` and
+``asyncio.Event`` that python-engineio and uvicorn use).
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import engineio
 from engineio import async_socket, exceptions, packet
 from engineio.async_drivers import asgi
 
 from ssoio.transport.environ import translate_request
+from ssoio.transport.queues import PacketQueue
 
 __all__ = [
     "FIRST_MESSAGE",
@@ -45,8 +46,6 @@ __all__ = [
     "AddressedEngineServer",
     "EngineServer",
     "EngineSocket",
-    "Flag",
-    "PacketQueue",
 ]
 
 # ASGI extension (scope["extensions"], and a key of "websocket.accept") of ssoio's uvicorn
@@ -65,117 +64,6 @@ DENIAL_COMPLETES = "ssoio.denial_completes"
 # writer task's wake-up and the ASGI send chain (four coroutines) cost a recipient most
 # of its delivery (benchmarks/fanout.py).
 FRAMES = "ssoio.frames"
-
-T = TypeVar("T")
-
-
-class Flag:
-    """``asyncio.Event`` as uvicorn uses it (``set``, ``clear``, ``wait``), without a deque."""
-
-    __slots__ = ("_set", "_waiters")
-
-    def __init__(self, *, is_set: bool = False) -> None:
-        self._set = is_set
-        self._waiters: list[asyncio.Future[None]] = []
-
-    def is_set(self) -> bool:
-        return self._set
-
-    def set(self) -> None:
-        self._set = True
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def clear(self) -> None:
-        self._set = False
-
-    async def wait(self) -> None:
-        if self._set:
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-
-
-class PacketQueue(Generic[T]):
-    """An unbounded FIFO: the part of ``asyncio.Queue`` python-engineio and uvicorn use.
-
-    The same semantics (a woken getter that is cancelled passes its wake-up on, ``join``
-    waits for a ``task_done`` per item), in a few hundred bytes instead of ~2.5 KiB."""
-
-    __slots__ = ("_done", "_getters", "_items", "_unfinished")
-
-    def __init__(self) -> None:
-        self._items: list[T] = []
-        self._getters: list[asyncio.Future[None]] = []
-        self._unfinished = 0
-        self._done = Flag(is_set=True)
-
-    def qsize(self) -> int:
-        return len(self._items)
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def waiting(self) -> bool:
-        """A getter is waiting (a long-poll is pending)."""
-        return bool(self._getters)
-
-    def peek(self) -> T | None:
-        """The next item, left in the queue (None when empty)."""
-        return self._items[0] if self._items else None
-
-    def put_nowait(self, item: T) -> None:
-        self._items.append(item)
-        self._unfinished += 1
-        self._done.clear()
-        self._wake_getter()
-
-    async def put(self, item: T) -> None:
-        self.put_nowait(item)
-
-    def get_nowait(self) -> T:
-        if not self._items:
-            raise asyncio.QueueEmpty
-        return self._items.pop(0)
-
-    async def get(self) -> T:
-        while not self._items:
-            getter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._getters.append(getter)
-            try:
-                await getter
-            except BaseException:
-                getter.cancel()
-                if getter in self._getters:
-                    self._getters.remove(getter)
-                elif self._items:  # woken, then cancelled: the item is someone else's
-                    self._wake_getter()
-                raise
-        return self._items.pop(0)
-
-    def task_done(self) -> None:
-        if self._unfinished <= 0:
-            raise ValueError("task_done() called too many times")
-        self._unfinished -= 1
-        if self._unfinished == 0:
-            self._done.set()
-
-    async def join(self) -> None:
-        await self._done.wait()
-
-    def _wake_getter(self) -> None:
-        while self._getters:
-            getter = self._getters.pop(0)
-            if not getter.done():
-                getter.set_result(None)
-                return
 
 
 class EngineSocket(async_socket.AsyncSocket):  # type: ignore[misc]

@@ -52,7 +52,8 @@ from websockets.server import ServerProtocol
 from websockets.utils import accept_key
 
 from ssoio.transport.edge import Lease
-from ssoio.transport.engine import DENIAL_COMPLETES, FIRST_MESSAGE, FRAMES, Flag, PacketQueue
+from ssoio.transport.engine import DENIAL_COMPLETES, FIRST_MESSAGE, FRAMES
+from ssoio.transport.queues import Flag, PacketQueue
 
 __all__ = ["Handshake", "RawHeaders", "WebSocketProtocol", "text_frame"]
 
@@ -86,7 +87,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     (docs/upstream/websockets-max-line-length-parameter.md).
 
     Also holds ~3 KiB less per connection: ssoio's ``PacketQueue`` and ``Flag`` instead of
-    an ``asyncio.Queue`` and an ``asyncio.Event`` (see ``ssoio.transport.engine``)."""
+    an ``asyncio.Queue`` and an ``asyncio.Event`` (``ssoio.transport.queues``)."""
 
     def __init__(
         self,

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from engineio import packet
 
-from ssoio.transport.engine import FIRST_MESSAGE, EngineServer, EngineSocket, Flag, PacketQueue
+from ssoio.transport.engine import FIRST_MESSAGE, EngineServer, EngineSocket
+from ssoio.transport.queues import Flag, PacketQueue
 
 
 async def test_the_queue_is_first_in_first_out() -> None:
