@@ -37,6 +37,7 @@ from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ssoio.realtime.recovery_log import (
+    ENDING,
     ZERO,
     LoggedEvent,
     Offset,
@@ -51,6 +52,7 @@ __all__ = ["LOGGED", "Announce", "RedisRecoveryStore"]
 LOGGED = "logged"  # the cluster bus's kind of a logged room event
 
 _FAILURES = (RedisError, OSError, TimeoutError)
+_LETTERS = {"user": "u", "web_session": "w", "idp_session": "i"}  # revocation kind -> index
 
 # KEYS: last id, room stream, rooms zset, hole mark; ARGV: entry, per-room cap, keep ms,
 # max rooms, cut-mark prefix, "1" to mark a hole at this event, the channel to publish it
@@ -97,12 +99,18 @@ return id
 """
 
 
-# KEYS: the record, its tombstone, its indexes; ARGV: the record, its TTL, the indexes' TTL.
-# One round trip, and a session killed meanwhile (logout, kick) is never written back.
+# KEYS: the record, its tombstone, the end marks of its sessions (ARGV[5] of them), its
+# indexes; ARGV: the record, its TTL, the indexes' TTL, the pid's digest, the marks' count.
+# One round trip, and a session killed meanwhile (kick) or ended (logout, also while
+# this save was under way) is never written back.
 _SAVE = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local ended = tonumber(ARGV[5])
+for i = 3, 2 + ended do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-for i = 3, #KEYS do
+for i = 3 + ended, #KEYS do
   redis.call('SADD', KEYS[i], ARGV[4])
   redis.call('PEXPIRE', KEYS[i], ARGV[3])
 end
@@ -146,6 +154,10 @@ class RedisRecoveryStore:
 
     def _index(self, kind: str, key: Sequence[str]) -> str:
         return f"{self.prefix}:{kind}:{_hash(chr(0).join(key))}"
+
+    def _ended(self, kind: str, key: Sequence[str]) -> str:
+        """The mark that a browser or IdP session ended (``ENDING``)."""
+        return f"{self.prefix}:ended:{_LETTERS[kind]}:{_hash(chr(0).join(key))}"
 
     # -- the event log ----------------------------------------------------------------------
 
@@ -229,8 +241,10 @@ class RedisRecoveryStore:
         digest = pid_digest(record.pid)
         raw = {**record.as_dict(), "pid": ""}  # the pid itself is never stored
         ttl = self.keep_ms if record.disconnected_at is not None else self.keep_ms * 4 // 3
-        keys = [self._session(digest), f"{self.prefix}:dead:{digest}", *self._indexes(record)]
-        args: list[str | int] = [json.dumps(raw), ttl, self.keep_ms * 2, digest]
+        ended = [self._ended(kind, key) for kind, key in record.sessions()]
+        keys = [self._session(digest), f"{self.prefix}:dead:{digest}", *ended,
+                *self._indexes(record)]  # fmt: skip
+        args: list[str | int] = [json.dumps(raw), ttl, self.keep_ms * 2, digest, len(ended)]
         try:
             await self._save(keys=keys, args=args)
         except _FAILURES as exc:
@@ -268,8 +282,10 @@ class RedisRecoveryStore:
         await self._kill_digests([pid_digest(pid)])
 
     async def kill_matching(self, kind: str, key: tuple[str, ...]) -> int:
-        letter = {"user": "u", "web_session": "w", "idp_session": "i"}[kind]
+        letter = _LETTERS[kind]
         try:
+            if kind in ENDING:  # (before the index is read: a save under way is refused)
+                await self.redis.set(self._ended(kind, key), "1", px=self.keep_ms * 2)
             digests = [_text(d) for d in await self.redis.smembers(self._index(letter, key))]
         except _FAILURES as exc:
             raise StoreUnavailable() from exc

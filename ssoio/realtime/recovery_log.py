@@ -21,6 +21,7 @@ from typing import Any
 from ssoio.clock import Clock
 
 __all__ = [
+    "ENDING",
     "LoggedEvent",
     "MemoryRecoveryStore",
     "Offset",
@@ -32,6 +33,10 @@ __all__ = [
     "pid_digest",
     "valid_pid",
 ]
+
+# Revocations that end a session for good (a user's kick does not: the user may connect
+# again at once); a record of such a session is refused afterwards (``kill_matching``).
+ENDING = frozenset({"web_session", "idp_session"})
 
 Offset = tuple[int, int]
 _OFFSET = re.compile(r"(\d{1,15})-(\d{1,9})")
@@ -107,6 +112,16 @@ class SessionRecord:
             disconnected_at=float(at) if at is not None else None, node=str(raw.get("node", "")),
         )  # fmt: skip
 
+    def sessions(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The sessions it belongs to that can end for good (a browser session, an IdP
+        session), as revocations name them: (kind, key)."""
+        ended: list[tuple[str, tuple[str, ...]]] = []
+        if self.web_session:
+            ended.append(("web_session", (self.web_session,)))
+        if self.idp_session:
+            ended.append(("idp_session", (self.issuer, self.idp_session)))
+        return ended
+
     def matches(self, kind: str, key: Sequence[str]) -> bool:
         """Whether a revocation of ``kind`` (user, web_session, idp_session) covers it."""
         if kind == "user":
@@ -166,6 +181,9 @@ class MemoryRecoveryStore:
         self._last: Offset = (0, 0)
         self._sessions: dict[str, SessionRecord] = {}
         self._dead: dict[str, float] = {}  # pid digest -> until when it may not be saved
+        # sessions ended (logout): a record of one is never saved again, also one whose save
+        # was under way when the session ended (its socket had just gone away)
+        self._ended: dict[tuple[str, tuple[str, ...]], float] = {}
 
     # -- the event log ----------------------------------------------------------------------
 
@@ -229,7 +247,10 @@ class MemoryRecoveryStore:
 
     async def save(self, record: SessionRecord) -> None:
         digest = pid_digest(record.pid)
-        if self._dead.get(digest, 0) > self.clock():
+        now = self.clock()
+        if self._dead.get(digest, 0) > now or any(
+            self._ended.get(session, 0) > now for session in record.sessions()
+        ):
             return
         self._sessions[digest] = record
         self._expire()
@@ -244,6 +265,8 @@ class MemoryRecoveryStore:
         self._dead[digest] = self.clock() + self.keep_s
 
     async def kill_matching(self, kind: str, key: Sequence[str]) -> int:
+        if kind in ENDING:
+            self._ended[(kind, tuple(key))] = self.clock() + self.keep_s
         doomed = [r.pid for r in self._sessions.values() if r.matches(kind, key)]
         for pid in doomed:
             await self.kill(pid)
@@ -261,6 +284,9 @@ class MemoryRecoveryStore:
         for digest, until in list(self._dead.items()):
             if until <= now:
                 del self._dead[digest]
+        for session, until in list(self._ended.items()):
+            if until <= now:
+                del self._ended[session]
 
     def sizes(self) -> dict[str, int]:
         return {"events": self._count, "rooms": len(self._rooms), "sessions": len(self._sessions)}

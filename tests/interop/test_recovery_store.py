@@ -77,6 +77,27 @@ async def test_records_are_taken_once_and_killed_ones_stay_dead(store: RedisReco
     assert await store.take(record.pid) is None
 
 
+async def test_a_save_under_way_when_its_session_ended_is_refused(
+    store: RedisRecoveryStore,
+) -> None:
+    """A logout's kill finds no record of a socket that had just gone away (its save was
+    still under way); the save that lands after it is refused by the session's end mark,
+    whichever node writes it. A user's kick leaves no mark."""
+    for kind, key in (("web_session", ("w-ended",)), ("idp_session", ("primary", "s-ended"))):
+        assert await store.kill_matching(kind, key) == 0
+        late = SessionRecord(new_pid(), "primary", "alice", "/", ("a",), "0-0",
+                             web_session="w-ended" if kind == "web_session" else "w-live",
+                             idp_session="s-ended" if kind == "idp_session" else None,
+                             disconnected_at=1.0)  # fmt: skip
+        await store.save(late)
+        assert await store.take(late.pid) is None, kind
+    await store.kill_matching("user", ("primary", "bob"))
+    bob = SessionRecord(new_pid(), "primary", "bob", "/", ("a",), "0-0",
+                        web_session="w-bob", idp_session="s-bob", disconnected_at=1.0)  # fmt: skip
+    await store.save(bob)
+    assert await store.take(bob.pid) == bob
+
+
 async def test_a_redis_restart_does_not_lose_the_next_event(
     store: RedisRecoveryStore, redis: RedisServer
 ) -> None:

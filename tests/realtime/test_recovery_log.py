@@ -154,3 +154,33 @@ def test_the_offset_of_an_encoded_event_is_its_last_string_argument(
     encoded: object, offset: str | None
 ) -> None:
     assert _packet_offset(encoded) == offset
+
+
+@pytest.mark.parametrize(
+    ("kind", "key"), [("web_session", ("w1",)), ("idp_session", ("primary", "s1"))]
+)
+async def test_a_save_under_way_when_its_session_ended_is_refused(
+    kind: str, key: tuple[str, ...]
+) -> None:
+    """A socket that had just gone away when its browser or IdP session ended (logout):
+    its record's save, spawned before the logout, lands after it and finds nothing to
+    kill; the session's end mark refuses it. A user's kick leaves no mark (they may
+    connect again at once); other sessions are untouched; the mark expires."""
+    clock = FakeClock()
+    memory = store(clock, keep_s=60)
+    assert await memory.kill_matching(kind, key) == 0  # the logout, first
+    late = SessionRecord(new_pid(), "primary", "alice", "/", ("a",), "0-0",
+                         web_session="w1", idp_session="s1", disconnected_at=clock.now)  # fmt: skip
+    await memory.save(late)
+    assert await memory.take(late.pid) is None
+    other = replace(late, pid=new_pid(), web_session="w2", idp_session="s2")
+    await memory.save(other)
+    assert await memory.take(other.pid) == other
+    await memory.kill_matching("user", ("primary", "alice"))
+    again = replace(other, pid=new_pid())
+    await memory.save(again)
+    assert await memory.take(again.pid) == again
+    clock.now += 61
+    after = replace(late, pid=new_pid(), disconnected_at=clock.now)
+    await memory.save(after)
+    assert await memory.take(after.pid) == after
