@@ -263,11 +263,7 @@ class RedisRecoveryStore:
     def _indexes(self, record: SessionRecord) -> list[str]:
         indexes = [self._index("u", (record.issuer, record.subject)),
                    self._index("u", ("", record.subject))]  # fmt: skip
-        if record.web_session:
-            indexes.append(self._index("w", (record.web_session,)))
-        if record.idp_session:
-            indexes.append(self._index("i", (record.issuer, record.idp_session)))
-        return indexes
+        return indexes + [self._index(_LETTERS[kind], key) for kind, key in record.sessions()]
 
     async def take(self, pid: str) -> SessionRecord | None:
         try:

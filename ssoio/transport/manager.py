@@ -18,11 +18,10 @@ import logging
 from typing import Any
 
 import socketio
-from engineio import packet as eio_packet
 from socketio import packet
 
 from ssoio.transport.gates import Selection
-from ssoio.transport.packets import encoded
+from ssoio.transport.packets import messages
 
 __all__ = [
     "ClusterManager",
@@ -114,8 +113,7 @@ class FanOut(socketio.AsyncManager):  # type: ignore[misc]
         recipients = [e for s, e in self.get_participants(namespace, to or room) if s not in skip]
         if not recipients:
             return
-        parts = self._encode(event, args, namespace)
-        pkts = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
+        pkts = messages(self.server.packet_class, packet.EVENT, namespace, [event, *args])
         send = self.server._send_eio_packet
         # ssoio's server writes to an open WebSocket at once, skipping the calls down to it
         at_once = getattr(self.server, "send_at_once", None) if len(pkts) == 1 else None
@@ -127,17 +125,6 @@ class FanOut(socketio.AsyncManager):  # type: ignore[misc]
                     await send(eio_sid, pkt)
             except Exception as exc:  # one recipient's failure never stops the others
                 log.error("realtime.send.failed kind=%s", type(exc).__name__)
-
-    def _encode(self, event: str, args: list[Any], namespace: str) -> list[Any]:
-        """The event's Engine.IO message(s): one text (``ssoio.transport.packets``), or, with
-        binary parts or another packet class, what python-socketio's class encodes."""
-        data = [event, *args]
-        if self.server.packet_class is packet.Packet:
-            text = encoded(packet.EVENT, namespace, data)
-            if text is not None:
-                return [text]
-        parts = self.server.packet_class(packet.EVENT, namespace=namespace, data=data).encode()
-        return parts if isinstance(parts, list) else [parts]
 
 
 class LocalManager(IndexedRooms, FanOut):

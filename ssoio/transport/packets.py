@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from engineio import packet as eio_packet
 from socketio import packet
 
-__all__ = ["encoded"]
+__all__ = ["encoded", "messages"]
 
 
 def encoded(kind: int, namespace: str, data: list[Any], ack_id: int | None = None) -> str | None:
@@ -27,3 +28,18 @@ def encoded(kind: int, namespace: str, data: list[Any], ack_id: int | None = Non
         return None
     where = "" if namespace == "/" else f"{namespace},"
     return f"{kind}{where}{'' if ack_id is None else ack_id}{body}"
+
+
+def messages(
+    packet_class: type[Any], kind: int, namespace: str, data: list[Any], ack_id: int | None = None
+) -> list[Any]:
+    """The Engine.IO message(s) carrying a ``kind`` packet: one text (``encoded``), or,
+    with binary parts or another packet class than python-socketio's JSON one, what that
+    class encodes (the text, then each attachment)."""
+    text = encoded(kind, namespace, data, ack_id) if packet_class is packet.Packet else None
+    if text is not None:
+        parts: Any = [text]
+    else:
+        parts = packet_class(kind, namespace=namespace, data=data, id=ack_id).encode()
+    return [eio_packet.Packet(eio_packet.MESSAGE, part)
+            for part in (parts if isinstance(parts, list) else [parts])]  # fmt: skip

@@ -40,7 +40,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 import socketio
-from engineio import packet as eio_packet
 from socketio import packet
 from socketio.exceptions import ConnectionRefusedError as SocketRefused
 
@@ -56,7 +55,7 @@ from ssoio.errors import (
 )
 from ssoio.responses import refusal_body
 from ssoio.transport.engine import EngineSocket
-from ssoio.transport.packets import encoded
+from ssoio.transport.packets import messages
 from ssoio.transport.ports import SocketApp
 
 __all__ = [
@@ -438,12 +437,8 @@ class SocketServer(SocketServerBase[App]):
     ) -> None:
         if id is None:
             return
-        text = encoded(packet.ACK, namespace, [body], id)  # body: JSON, never binary
-        if text is None or self.packet_class is not packet.Packet:
-            pkt = self.packet_class(packet.ACK, namespace=namespace, id=id, data=[body])
-            await self._send_packet(eio_sid, pkt)
-            return
-        await self._send_eio_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, text))
+        for message in messages(self.packet_class, packet.ACK, namespace, [body], id):
+            await self._send_eio_packet(eio_sid, message)
 
 
 # the offset socket.io 4.6+ appends as an EVENT's last argument: `2["name",{...},"ms-seq"]`

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from socketio import packet
 from websockets.frames import Frame, Opcode
 
-from ssoio.transport.packets import encoded
+from ssoio.transport.packets import encoded, messages
 from ssoio.transport.websocket import text_frame
 
 json_values = st.recursive(
@@ -38,6 +38,14 @@ def test_the_text_is_python_socketios(
 def test_binary_data_is_left_to_python_socketio() -> None:
     assert encoded(packet.EVENT, "/", ["file", {"bytes": b"\x00"}]) is None
     assert encoded(packet.ACK, "/", [b"\x00"], 3) is None
+    # messages(): python-socketio's class then encodes it, the text and its attachment
+    data = ["file", {"bytes": b"\x00"}]
+    theirs = packet.Packet(packet.EVENT, namespace="/", data=data).encode()
+    parts = messages(packet.Packet, packet.EVENT, "/", data)
+    assert [part.data for part in parts] == theirs
+    assert [part.data for part in messages(packet.Packet, packet.ACK, "/a", [{}], 7)] == [
+        "3/a,7[{}]"
+    ]
 
 
 @settings(max_examples=100, deadline=None)
