@@ -247,9 +247,17 @@ const COOKIE_KEYS = [crypto.randomBytes(32).toString('base64url')];
 let signingKeys = [];
 
 function newSigningKey() {
-  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  // PEM out of the key generation job, then a key object of our own: exporting the job's own
+  // key object as a JWK deadlocks node 20 now and then (seen on this machine, about one start
+  // in a hundred under load: a garbage collection during the export runs the finished job's
+  // destructor, which waits for the key's lock that the export holds).
+  const { privateKey: pem } = crypto.generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
   return {
-    ...privateKey.export({ format: 'jwk' }),
+    ...crypto.createPrivateKey(pem).export({ format: 'jwk' }),
     kid: crypto.randomBytes(12).toString('base64url'),
     use: 'sig',
     alg: 'RS256',
