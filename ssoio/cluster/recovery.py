@@ -100,17 +100,23 @@ return id
 
 
 # KEYS: the record, its tombstone, the end marks of its sessions (ARGV[5] of them), its
-# indexes; ARGV: the record, its TTL, the indexes' TTL, the pid's digest, the marks' count.
-# One round trip, and a session killed meanwhile (kick) or ended (logout, also while
-# this save was under way) is never written back.
+# user's two kick marks, its indexes; ARGV: the record, its TTL, the indexes' TTL, the pid's
+# digest, the end marks' count, when its socket went away ("" while live). One round trip,
+# and a session killed meanwhile (kick) or ended (logout), also while this save was under
+# way (a kick: the socket had gone away by the kick's time), is never written back.
 _SAVE = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local ended = tonumber(ARGV[5])
 for i = 3, 2 + ended do
   if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
 end
+local away = tonumber(ARGV[6])
+for i = 3 + ended, 4 + ended do
+  local kicked = tonumber(redis.call('GET', KEYS[i]))
+  if away and kicked and kicked >= away then return 0 end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-for i = 3 + ended, #KEYS do
+for i = 5 + ended, #KEYS do
   redis.call('SADD', KEYS[i], ARGV[4])
   redis.call('PEXPIRE', KEYS[i], ARGV[3])
 end
@@ -158,6 +164,10 @@ class RedisRecoveryStore:
     def _ended(self, kind: str, key: Sequence[str]) -> str:
         """The mark that a browser or IdP session ended (``ENDING``)."""
         return f"{self.prefix}:ended:{_LETTERS[kind]}:{_hash(chr(0).join(key))}"
+
+    def _kicked(self, user: Sequence[str]) -> str:
+        """When a user (issuer or "", sub) was last kicked."""
+        return f"{self.prefix}:kicked:{_hash(chr(0).join(user))}"
 
     # -- the event log ----------------------------------------------------------------------
 
@@ -242,9 +252,16 @@ class RedisRecoveryStore:
         raw = {**record.as_dict(), "pid": ""}  # the pid itself is never stored
         ttl = self.keep_ms if record.disconnected_at is not None else self.keep_ms * 4 // 3
         ended = [self._ended(kind, key) for kind, key in record.sessions()]
-        keys = [self._session(digest), f"{self.prefix}:dead:{digest}", *ended,
-                *self._indexes(record)]  # fmt: skip
-        args: list[str | int] = [json.dumps(raw), ttl, self.keep_ms * 2, digest, len(ended)]
+        keys = [
+            self._session(digest),
+            f"{self.prefix}:dead:{digest}",
+            *ended,
+            *(self._kicked(user) for user in record.users()),
+            *self._indexes(record),
+        ]
+        away = "" if record.disconnected_at is None else repr(record.disconnected_at)
+        args: list[str | int] = [json.dumps(raw), ttl, self.keep_ms * 2, digest, len(ended),
+                                 away]  # fmt: skip
         try:
             await self._save(keys=keys, args=args)
         except _FAILURES as exc:
@@ -261,9 +278,8 @@ class RedisRecoveryStore:
             raise StoreUnavailable() from exc
 
     def _indexes(self, record: SessionRecord) -> list[str]:
-        indexes = [self._index("u", (record.issuer, record.subject)),
-                   self._index("u", ("", record.subject))]  # fmt: skip
-        return indexes + [self._index(_LETTERS[kind], key) for kind, key in record.sessions()]
+        users = [self._index("u", user) for user in record.users()]
+        return users + [self._index(_LETTERS[kind], key) for kind, key in record.sessions()]
 
     async def take(self, pid: str) -> SessionRecord | None:
         try:
@@ -277,11 +293,13 @@ class RedisRecoveryStore:
     async def kill(self, pid: str) -> None:
         await self._kill_digests([pid_digest(pid)])
 
-    async def kill_matching(self, kind: str, key: tuple[str, ...]) -> int:
+    async def kill_matching(self, kind: str, key: tuple[str, ...], at: float) -> int:
         letter = _LETTERS[kind]
-        try:
-            if kind in ENDING:  # (before the index is read: a save under way is refused)
+        try:  # (the marks before the index is read: a save under way is refused)
+            if kind in ENDING:
                 await self.redis.set(self._ended(kind, key), "1", px=self.keep_ms * 2)
+            elif kind == "user":
+                await self.redis.set(self._kicked(key), repr(at), px=self.keep_ms * 2)
             digests = [_text(d) for d in await self.redis.smembers(self._index(letter, key))]
         except _FAILURES as exc:
             raise StoreUnavailable() from exc

@@ -77,7 +77,9 @@ class RecoveryStore(Protocol):
 
     async def kill(self, pid: str) -> None: ...
 
-    async def kill_matching(self, kind: str, key: tuple[str, ...]) -> int: ...
+    async def kill_matching(
+        self, kind: str, key: tuple[str, ...], at: float
+    ) -> int: ...  # at: when (a kick refuses the records of sockets away by then)
 
     async def touch(self, pids: list[str]) -> None: ...
 
@@ -300,7 +302,7 @@ class Recovery:
     async def forget_matching(self, kind: str, key: tuple[str, ...]) -> None:
         """Sessions (also those away now) of a revoked user or session never recover."""
         try:
-            await self.store.kill_matching(kind, key)
+            await self.store.kill_matching(kind, key, self.clock())
         except StoreUnavailable:
             log.warning("recovery.store.unavailable action=forget kind=%s", kind)
 

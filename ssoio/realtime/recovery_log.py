@@ -34,8 +34,9 @@ __all__ = [
     "valid_pid",
 ]
 
-# Revocations that end a session for good (a user's kick does not: the user may connect
-# again at once); a record of such a session is refused afterwards (``kill_matching``).
+# Revocations that end a session for good; a record of such a session is refused
+# afterwards (``kill_matching``). A user's kick does not end the user's later sessions (they
+# may connect again at once): it refuses the records of sockets that went away before it.
 ENDING = frozenset({"web_session", "idp_session"})
 
 Offset = tuple[int, int]
@@ -122,6 +123,17 @@ class SessionRecord:
             ended.append(("idp_session", (self.issuer, self.idp_session)))
         return ended
 
+    def users(self) -> list[tuple[str, str]]:
+        """The keys a user's kick names it by: (issuer, sub), and ("", sub) for a kick of
+        that ``sub`` at every issuer."""
+        return [(self.issuer, self.subject), ("", self.subject)]
+
+    def kicked_away(self, kicks: Sequence[float | None]) -> bool:
+        """Whether the socket had gone away by the time of one of these kicks of its user
+        (a save of its record may land after the kick that should have killed it)."""
+        at = self.disconnected_at
+        return at is not None and any(kick is not None and kick >= at for kick in kicks)
+
     def matches(self, kind: str, key: Sequence[str]) -> bool:
         """Whether a revocation of ``kind`` (user, web_session, idp_session) covers it."""
         if kind == "user":
@@ -184,6 +196,7 @@ class MemoryRecoveryStore:
         # sessions ended (logout): a record of one is never saved again, also one whose save
         # was under way when the session ended (its socket had just gone away)
         self._ended: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._kicks: dict[tuple[str, str], float] = {}  # a user's last kick, for keep_s
 
     # -- the event log ----------------------------------------------------------------------
 
@@ -248,8 +261,10 @@ class MemoryRecoveryStore:
     async def save(self, record: SessionRecord) -> None:
         digest = pid_digest(record.pid)
         now = self.clock()
-        if self._dead.get(digest, 0) > now or any(
-            self._ended.get(session, 0) > now for session in record.sessions()
+        if (
+            self._dead.get(digest, 0) > now
+            or any(self._ended.get(session, 0) > now for session in record.sessions())
+            or record.kicked_away([self._kicks.get(user) for user in record.users()])
         ):
             return
         self._sessions[digest] = record
@@ -264,9 +279,11 @@ class MemoryRecoveryStore:
         self._sessions.pop(digest, None)
         self._dead[digest] = self.clock() + self.keep_s
 
-    async def kill_matching(self, kind: str, key: Sequence[str]) -> int:
+    async def kill_matching(self, kind: str, key: Sequence[str], at: float) -> int:
         if kind in ENDING:
             self._ended[(kind, tuple(key))] = self.clock() + self.keep_s
+        elif kind == "user":
+            self._kicks[(key[0], key[1])] = at
         doomed = [r.pid for r in self._sessions.values() if r.matches(kind, key)]
         for pid in doomed:
             await self.kill(pid)
@@ -287,6 +304,9 @@ class MemoryRecoveryStore:
         for session, until in list(self._ended.items()):
             if until <= now:
                 del self._ended[session]
+        for user, at in list(self._kicks.items()):
+            if at + self.keep_s <= now:
+                del self._kicks[user]
 
     def sizes(self) -> dict[str, int]:
         return {"events": self._count, "rooms": len(self._rooms), "sessions": len(self._sessions)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -72,7 +73,7 @@ async def test_records_are_taken_once_and_killed_ones_stay_dead(store: RedisReco
     assert await store.take(record.pid) == record
     assert await store.take(record.pid) is None
     await store.save(record)
-    assert await store.kill_matching("web_session", ("w",)) == 1
+    assert await store.kill_matching("web_session", ("w",), 2.0) == 1
     await store.save(record)  # a late write of a killed session
     assert await store.take(record.pid) is None
 
@@ -82,20 +83,38 @@ async def test_a_save_under_way_when_its_session_ended_is_refused(
 ) -> None:
     """A logout's kill finds no record of a socket that had just gone away (its save was
     still under way); the save that lands after it is refused by the session's end mark,
-    whichever node writes it. A user's kick leaves no mark."""
+    whichever node writes it."""
     for kind, key in (("web_session", ("w-ended",)), ("idp_session", ("primary", "s-ended"))):
-        assert await store.kill_matching(kind, key) == 0
+        assert await store.kill_matching(kind, key, 2.0) == 0
         late = SessionRecord(new_pid(), "primary", "alice", "/", ("a",), "0-0",
                              web_session="w-ended" if kind == "web_session" else "w-live",
                              idp_session="s-ended" if kind == "idp_session" else None,
                              disconnected_at=1.0)  # fmt: skip
         await store.save(late)
         assert await store.take(late.pid) is None, kind
-    await store.kill_matching("user", ("primary", "bob"))
-    bob = SessionRecord(new_pid(), "primary", "bob", "/", ("a",), "0-0",
-                        web_session="w-bob", idp_session="s-bob", disconnected_at=1.0)  # fmt: skip
-    await store.save(bob)
-    assert await store.take(bob.pid) == bob
+
+
+@pytest.mark.parametrize("issuer", ["primary", ""])
+async def test_a_save_under_way_when_its_user_was_kicked_is_refused(
+    store: RedisRecoveryStore, issuer: str
+) -> None:
+    """The same for a kick of the user (of that issuer, or of every issuer), whose mark is
+    its time: a socket away by then is refused; one that went away after the kick (it
+    connected again), another user, the same ``sub`` at another issuer and a live record
+    are written."""
+    late = SessionRecord(new_pid(), "primary", f"kicked-{issuer}", "/", ("a",), "0-0",
+                         web_session="w-k", idp_session="s-k", disconnected_at=10.5)  # fmt: skip
+    assert await store.kill_matching("user", (issuer, late.subject), 10.75) == 0
+    await store.save(late)
+    assert await store.take(late.pid) is None
+    untouched = [replace(late, pid=new_pid(), subject="bob"),
+                 replace(late, pid=new_pid(), disconnected_at=11.0),
+                 replace(late, pid=new_pid(), disconnected_at=None)]  # fmt: skip
+    if issuer:
+        untouched.append(replace(late, pid=new_pid(), issuer="partner"))
+    for record in untouched:
+        await store.save(record)
+        assert await store.take(record.pid) == record
 
 
 async def test_a_redis_restart_does_not_lose_the_next_event(

@@ -138,7 +138,7 @@ async def test_records_are_taken_once_expire_and_stay_dead_once_killed() -> None
     assert await memory.take(record.pid) is None  # expired
     record = replace(record, disconnected_at=clock.now)
     await memory.save(record)
-    assert await memory.kill_matching("user", ("primary", "alice")) == 1
+    assert await memory.kill_matching("user", ("primary", "alice"), clock.now) == 1
     await memory.save(record)  # a late save of a killed session does not revive it
     assert await memory.take(record.pid) is None
 
@@ -164,11 +164,11 @@ async def test_a_save_under_way_when_its_session_ended_is_refused(
 ) -> None:
     """A socket that had just gone away when its browser or IdP session ended (logout):
     its record's save, spawned before the logout, lands after it and finds nothing to
-    kill; the session's end mark refuses it. A user's kick leaves no mark (they may
-    connect again at once); other sessions are untouched; the mark expires."""
+    kill; the session's end mark refuses it. Other sessions are untouched; the mark
+    expires."""
     clock = FakeClock()
     memory = store(clock, keep_s=60)
-    assert await memory.kill_matching(kind, key) == 0  # the logout, first
+    assert await memory.kill_matching(kind, key, clock.now) == 0  # the logout, first
     late = SessionRecord(new_pid(), "primary", "alice", "/", ("a",), "0-0",
                          web_session="w1", idp_session="s1", disconnected_at=clock.now)  # fmt: skip
     await memory.save(late)
@@ -176,11 +176,31 @@ async def test_a_save_under_way_when_its_session_ended_is_refused(
     other = replace(late, pid=new_pid(), web_session="w2", idp_session="s2")
     await memory.save(other)
     assert await memory.take(other.pid) == other
-    await memory.kill_matching("user", ("primary", "alice"))
-    again = replace(other, pid=new_pid())
-    await memory.save(again)
-    assert await memory.take(again.pid) == again
     clock.now += 61
     after = replace(late, pid=new_pid(), disconnected_at=clock.now)
     await memory.save(after)
     assert await memory.take(after.pid) == after
+
+
+@pytest.mark.parametrize("issuer", ["primary", ""])
+async def test_a_save_under_way_when_its_user_was_kicked_is_refused(issuer: str) -> None:
+    """A socket that had gone away by the time of its user's kick (of that issuer, or of
+    every issuer): its record's save, spawned before the kick, lands after it and is
+    refused. The user's sockets that go away after the kick (they connected again) are
+    recoverable; another user, or the same ``sub`` at another issuer, is untouched."""
+    clock = FakeClock()
+    memory = store(clock, keep_s=60)
+    late = SessionRecord(new_pid(), "primary", "alice", "/", ("a",), "0-0",
+                         disconnected_at=clock.now)  # fmt: skip
+    clock.now += 0.001
+    assert await memory.kill_matching("user", (issuer, "alice"), clock.now) == 0
+    await memory.save(late)
+    assert await memory.take(late.pid) is None
+    untouched = [replace(late, pid=new_pid(), subject="bob")]
+    if issuer:
+        untouched.append(replace(late, pid=new_pid(), issuer="partner"))
+    clock.now += 0.001
+    untouched.append(replace(late, pid=new_pid(), disconnected_at=clock.now))  # went after
+    for record in untouched:
+        await memory.save(record)
+        assert await memory.take(record.pid) == record
