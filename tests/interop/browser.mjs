@@ -249,6 +249,16 @@ async function runStep(step, index, page, defaultTimeout) {
 
 let browser = null;
 
+// Ends the run with `status`: the reason is written before the browser closes and again
+// after it, last, because a closing Chromium can write kilobytes of its own to stderr, which
+// would push the reason out of the tail that the test harness reports.
+async function finish(status, reason) {
+  log(reason);
+  await closeBrowser();
+  log(`exit ${status}: ${String(reason).split("\n")[0]}`);
+  process.exit(status);
+}
+
 function closeBrowser() {
   const closing = browser;
   browser = null;
@@ -285,18 +295,14 @@ async function main() {
   let currentStep = null;
   const globalTimer = setTimeout(async () => {
     timedOut = true;
-    log(`global timeout of ${script.timeoutMs} ms ran out at step ${currentStep}`);
     emit({ type: "timeout", step: currentStep, timeout_ms: script.timeoutMs });
-    await closeBrowser();
-    process.exit(2);
+    await finish(2, `global timeout of ${script.timeoutMs} ms ran out at step ${currentStep}`);
   }, script.timeoutMs);
 
   // Playwright's own handlers only close the browser and leave this process running on.
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"]) {
     process.once(signal, async () => {
-      log(`${signal} at step ${currentStep}: closing the browser`);
-      await closeBrowser();
-      process.exit(128 + os.constants.signals[signal]);
+      await finish(128 + os.constants.signals[signal], `${signal} at step ${currentStep}`);
     });
   }
 
@@ -357,8 +363,6 @@ async function main() {
 main().then(
   () => process.exit(0),
   async (error) => {
-    log(error instanceof HarnessError ? error.message : error.stack);
-    await closeBrowser();
-    process.exit(timedOut ? 2 : 1);
+    await finish(timedOut ? 2 : 1, error instanceof HarnessError ? error.message : error.stack);
   },
 );
