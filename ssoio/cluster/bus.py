@@ -73,11 +73,13 @@ class ClusterBus:
         # stopped node, each connect with its shared limits and recovery) gets there.
         # A pooled connection Redis dropped (a restart, a failover) fails its next command
         # before sending it: retried once on a new connection. Never on a timeout, where
-        # the command may have run (an event logged twice).
+        # the command may have run (an event logged twice): redis-py's Retry retries
+        # timeouts too unless told which errors it may retry.
         pool = aioredis.BlockingConnectionPool.from_url(
             settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=2,
             socket_timeout=2, socket_connect_timeout=2,
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1,
+                        supported_errors=(RedisConnectionError,)),
             retry_on_error=[RedisConnectionError],
         )  # fmt: skip
         self.redis = aioredis.Redis.from_pool(pool)

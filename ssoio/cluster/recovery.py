@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from ssoio.realtime.recovery_log import (
     ENDING,
@@ -54,11 +56,14 @@ LOGGED = "logged"  # the cluster bus's kind of a logged room event
 _FAILURES = (RedisError, OSError, TimeoutError)
 _LETTERS = {"user": "u", "web_session": "w", "idp_session": "i"}  # revocation kind -> index
 
-# KEYS: last id, room stream, rooms zset, hole mark; ARGV: entry, per-room cap, keep ms,
-# max rooms, cut-mark prefix, "1" to mark a hole at this event, the channel to publish it
-# on ("": none) and the message's text up to its body. Redis 7 replicates a script's
-# effects, so TIME is allowed; a script runs at once, so the PUBLISH order is the log's.
+# KEYS: last id, room stream, rooms zset, hole mark, this call's outcome; ARGV: entry,
+# per-room cap, keep ms, max rooms, cut-mark prefix, "1" to mark a hole at this event, the
+# channel to publish it on ("": none) and the message's text up to its body. Redis 7
+# replicates a script's effects, so TIME is allowed; a script runs at once, so the PUBLISH
+# order is the log's. The outcome key (``RedisRecoveryStore.append``): the event's id once
+# it ran; present before it ran (a caller that gave up fenced it): it does nothing.
 _APPEND = """
+if redis.call('EXISTS', KEYS[5]) == 1 then return '' end
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local seq = 0
@@ -95,6 +100,7 @@ if ARGV[6] == '1' then redis.call('SET', KEYS[4], id, 'PX', keep * 2) end
 if ARGV[7] ~= '' then
   redis.call('PUBLISH', ARGV[7], ARGV[8] .. '{"offset":"' .. id .. '","entry":' .. ARGV[1] .. '}}')
 end
+redis.call('SET', KEYS[5], id, 'PX', keep)
 return id
 """
 
@@ -184,8 +190,9 @@ class RedisRecoveryStore:
             (the caller delivers it unlogged: the next append marks the hole).
         """
         announced = self.announce if announce else None
+        outcome = f"{self.prefix}:once:{secrets.token_urlsafe(12)}"
         keys = [f"{self.prefix}:last", self._room(entry.room), f"{self.prefix}:rooms",
-                f"{self.prefix}:hole"]  # fmt: skip
+                f"{self.prefix}:hole", outcome]  # fmt: skip
         # events were delivered without being logged (Redis unreachable from here while
         # it kept its data): no recovery may span them
         args: list[str | int] = [json.dumps(entry.as_dict(), separators=(",", ":")),
@@ -195,11 +202,31 @@ class RedisRecoveryStore:
                                  announced.start if announced else ""]  # fmt: skip
         try:
             offset = _text(await self._append(keys=keys, args=args))
+        except RedisTimeout:
+            offset = await self._settle(outcome)
         except _FAILURES as exc:
             self._unlogged = True
             raise StoreUnavailable() from exc
         self._unlogged = False
         return offset
+
+    async def _settle(self, outcome: str) -> str:
+        """After a timeout the script may have run (logged and published: delivering the
+        event again would duplicate it on every node) or may still run. One command on
+        another connection settles it: the outcome key set now (a fence: the script, should
+        it run later, does nothing) means it did not run; already set, it holds the offset.
+
+        :raises StoreUnavailable: it did not run (or Redis does not answer this either).
+        """
+        try:
+            ran = await self.redis.set(outcome, "", nx=True, get=True, px=self.keep_ms)
+        except _FAILURES as exc:
+            self._unlogged = True
+            raise StoreUnavailable() from exc
+        if not ran:
+            self._unlogged = True
+            raise StoreUnavailable()
+        return _text(ran)
 
     async def head(self) -> str:
         try:

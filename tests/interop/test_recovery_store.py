@@ -6,12 +6,14 @@ and logged events reaching every node's bus in the log's order."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from redis import asyncio as aioredis
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from ssoio.audit import Observer
 from ssoio.cluster.bus import ClusterBus
@@ -189,3 +191,113 @@ async def test_two_nodes_logging_at_once_deliver_in_the_log_order(redis: RedisSe
     assert len(set(logged)) == len(logged) == 600
     assert received["a"] == in_order
     assert received["b"] == in_order
+
+
+async def announced_once(
+    redis: RedisServer, append: Callable[[RedisRecoveryStore], Awaitable[str]]
+) -> tuple[str | None, list[str]]:
+    """Run ``append`` on an announcing node's store: its offset (None: StoreUnavailable)
+    and what the node's bus was handed, 3.5 s later (anything the script did late too)."""
+    received: list[str] = []
+    bus = ClusterBus(ClusterSettings(redis_url=redis.url, node_id="n", channel="once"),
+                     Observer())  # fmt: skip
+    store = announcing_store(bus, received)
+    await bus.start()
+    try:
+        try:
+            offset: str | None = await append(store)
+        except StoreUnavailable:
+            offset = None
+        await asyncio.sleep(3.5)
+    finally:
+        await bus.stop()
+    return offset, received
+
+
+async def test_a_timed_out_append_that_ran_is_announced_not_delivered_again(
+    redis: RedisServer,
+) -> None:
+    """The script ran (logged and published) but its answer was lost (a timeout): the
+    store finds it out and answers the offset, so the caller does not deliver the event a
+    second time, unlogged (before: every node delivered it twice)."""
+
+    async def answer_lost(store: RedisRecoveryStore) -> str:
+        script = store._append
+
+        async def ran_then_timed_out(**kwargs: Any) -> Any:
+            await script(**kwargs)
+            raise RedisTimeout("Timeout reading from 127.0.0.1")
+
+        store._append = ran_then_timed_out  # type: ignore[assignment]
+        return await store.append(event("a", 1), announce=True)
+
+    offset, received = await announced_once(redis, answer_lost)
+    assert offset is not None
+    assert received == [offset]
+
+
+async def test_a_timed_out_append_that_did_not_run_never_runs(redis: RedisServer) -> None:
+    """Redis stalled (here: CLIENT PAUSE) past the client's 2 s timeout: whether the script
+    ran or not, the event is delivered once. Seen here: it did not run, and the store's fence
+    makes sure it never does (the caller delivers the event unlogged)."""
+    admin = aioredis.Redis.from_url(redis.url)
+    settled: list[str] = []
+    try:
+        await admin.client_pause(3000, all=False)
+
+        async def stalled(store: RedisRecoveryStore) -> str:
+            settle = store._settle
+
+            async def spied(outcome: str) -> str:
+                settled.append(outcome)
+                return await settle(outcome)
+
+            store._settle = spied  # type: ignore[method-assign]
+            return await store.append(event("a", 2), announce=True)
+
+        offset, received = await announced_once(redis, stalled)
+    finally:
+        await admin.client_unpause()
+        await admin.aclose()
+    assert len(settled) == 1  # it timed out
+    assert received == ([offset] if offset else [])
+
+
+async def test_the_cluster_client_never_sends_a_timed_out_command_again() -> None:
+    """A command that timed out may have run: the cluster bus's Redis client retries only
+    what failed before it was sent (redis-py's retry would send it again after a timeout:
+    an event logged and delivered twice). The peer: a server that answers every command
+    but the ones naming the key "stall"."""
+    stalled: list[list[bytes]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            for command in resp_commands(data):
+                if b"stall" in command:
+                    stalled.append(command)
+                else:
+                    writer.write(b"+OK\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    bus = ClusterBus(ClusterSettings(redis_url=f"redis://127.0.0.1:{port}"), Observer())
+    try:
+        with pytest.raises(RedisTimeout):
+            await bus.redis.set("stall", "1")
+        await asyncio.sleep(0.5)  # (more than the retry's backoff)
+    finally:
+        await bus.redis.aclose()
+        server.close()
+    assert len(stalled) == 1
+
+
+def resp_commands(data: bytes) -> list[list[bytes]]:
+    """The commands in a chunk of RESP (each an array of bulk strings)."""
+    commands: list[list[bytes]] = []
+    for line in data.split(b"\r\n"):
+        if line.startswith(b"*"):
+            commands.append([])
+        elif line and not line.startswith(b"$") and commands:
+            commands[-1].append(line)
+    return commands
