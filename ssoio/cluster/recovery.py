@@ -54,14 +54,18 @@ __all__ = ["LOGGED", "Announce", "RedisRecoveryStore"]
 LOGGED = "logged"  # the cluster bus's kind of a logged room event
 
 _FAILURES = (RedisError, OSError, TimeoutError)
+# How long an append's outcome key lives: well past the cluster client's 2 s timeout, after
+# which the appending node settles it at once (a key per room event: kept short).
+OUTCOME_MS = 10_000
 _LETTERS = {"user": "u", "web_session": "w", "idp_session": "i"}  # revocation kind -> index
 
 # KEYS: last id, room stream, rooms zset, hole mark, this call's outcome; ARGV: entry,
 # per-room cap, keep ms, max rooms, cut-mark prefix, "1" to mark a hole at this event, the
-# channel to publish it on ("": none) and the message's text up to its body. Redis 7
-# replicates a script's effects, so TIME is allowed; a script runs at once, so the PUBLISH
-# order is the log's. The outcome key (``RedisRecoveryStore.append``): the event's id once
-# it ran; present before it ran (a caller that gave up fenced it): it does nothing.
+# channel to publish it on ("": none), the message's text up to its body, the outcome key's
+# time to live. Redis 7 replicates a script's effects, so TIME is allowed; a script runs at
+# once, so the PUBLISH order is the log's. The outcome key (``RedisRecoveryStore.append``):
+# the event's id once it ran; present before it ran (a caller that gave up fenced it): the
+# script does nothing.
 _APPEND = """
 if redis.call('EXISTS', KEYS[5]) == 1 then return '' end
 local t = redis.call('TIME')
@@ -100,7 +104,7 @@ if ARGV[6] == '1' then redis.call('SET', KEYS[4], id, 'PX', keep * 2) end
 if ARGV[7] ~= '' then
   redis.call('PUBLISH', ARGV[7], ARGV[8] .. '{"offset":"' .. id .. '","entry":' .. ARGV[1] .. '}}')
 end
-redis.call('SET', KEYS[5], id, 'PX', keep)
+redis.call('SET', KEYS[5], id, 'PX', ARGV[9])
 return id
 """
 
@@ -199,7 +203,7 @@ class RedisRecoveryStore:
                                  self.per_room, self.keep_ms, self.max_rooms,
                                  f"{self.prefix}:cut:", "1" if self._unlogged else "0",
                                  announced.channel if announced else "",
-                                 announced.start if announced else ""]  # fmt: skip
+                                 announced.start if announced else "", OUTCOME_MS]  # fmt: skip
         try:
             offset = _text(await self._append(keys=keys, args=args))
         except RedisTimeout:
@@ -219,7 +223,7 @@ class RedisRecoveryStore:
         :raises StoreUnavailable: it did not run (or Redis does not answer this either).
         """
         try:
-            ran = await self.redis.set(outcome, "", nx=True, get=True, px=self.keep_ms)
+            ran = await self.redis.set(outcome, "", nx=True, get=True, px=OUTCOME_MS)
         except _FAILURES as exc:
             self._unlogged = True
             raise StoreUnavailable() from exc
