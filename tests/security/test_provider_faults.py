@@ -230,8 +230,10 @@ async def test_down_at_start_becomes_ready_without_any_client(
         store, issuer = node.server.providers.keys, node.server.settings.issuers[1]
         assert await readiness(node) == (503, ["late"])
         for attempt in (2, 3):  # still down: each back-off ends in one more attempt
+            await asleep(node)
             node.clock.advance(COOLDOWN_S)
-            await until(lambda: not _inflight(node) and store.status(issuer).fetches == attempt)  # noqa: B023
+            await until(lambda: store.status(issuer).fetches == attempt)  # noqa: B023
+        await asleep(node)
         assert await readiness(node) == (503, ["late"])
         provider = FaultIdp(keys=[fault_key], issuer=f"http://127.0.0.1:{port}")
         async with serve_asgi(provider.app(), port=port):
@@ -269,6 +271,7 @@ async def test_down_at_runtime_serves_stale_keys_then_stops(
     """README: when the provider is down, keys keep serving up to the stale limit."""
     node = await start()
     faulty.jwks.mode = "down"
+    await asleep(node)
     node.clock.advance(301)  # past the JWKS TTL: a background refresh, which fails
     assert await connect_code(node, faulty_token(node, faulty, fault_key)) == "ok"
     await asyncio.sleep(0.05)
@@ -373,6 +376,7 @@ async def test_withdrawn_key_no_longer_admits_cached_tokens(
         fresh = faulty_token(node, faulty, replacement)
         assert await connect_code(node, fresh) == "ok", "a token of the new key"
     else:
+        await asleep(node)
         node.clock.advance(300 + 1)  # keys.jwks_ttl_s: the background refresh wakes
         await until(lambda: faulty.count("jwks") == 2 and not _inflight(node))
     assert faulty.count("jwks") == 2
@@ -382,6 +386,14 @@ async def test_withdrawn_key_no_longer_admits_cached_tokens(
 
 def _inflight(node: Node) -> bool:
     return any(s.inflight for s in node.server.providers.keys._states.values())
+
+
+async def asleep(node: Node) -> None:
+    """Until every issuer's key refresh loop waits on the node's clock (the only sleeps
+    on it), so that moving the clock on wakes them: moved before a loop went back to sleep,
+    the move would be lost on it (seen on a loaded machine)."""
+    issuers = len(node.server.settings.issuers)
+    await until(lambda: node.clock.sleeping == issuers and not _inflight(node))
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
