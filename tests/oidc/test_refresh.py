@@ -22,6 +22,7 @@ from tests.conftest import ISSUER, SettingsFactory, TokenFactory, issuer_table
 from tests.support.clock import FakeClock
 from tests.support.fake_idp import FakeIdp
 from tests.support.forge import SigningKey
+from tests.support.polling import eventually
 
 Providers = Callable[..., IdentityProviders]
 
@@ -112,24 +113,25 @@ async def test_keys_load_without_a_client_once_the_provider_is_up(
     assert providers.verifier.cache_lookups == 0
 
 
+def refreshers() -> list[str]:
+    """The names of the key refresh tasks running, sorted."""
+    return sorted(
+        t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("ssoio-keys-")
+    )
+
+
 async def test_a_reload_adds_and_removes_refreshers(
     providers_factory: Providers, settings_factory: SettingsFactory, idp: FakeIdp
 ) -> None:
     providers = providers_factory()
     async with refreshing(providers):
-        await asyncio.sleep(0.05)
-        assert providers.keys.status(providers.settings.issuers[0]).loaded
+        assert await eventually(lambda: providers.keys.status(providers.settings.issuers[0]).loaded)
         second = issuer_table(name="second", issuer="https://idp.test/realms/other")
         providers.apply(settings_factory(issuer_table(), second))
-        await asyncio.sleep(0.05)
-        assert sorted(t.get_name() for t in asyncio.all_tasks() if
-                      t.get_name().startswith("ssoio-keys-")) == [
-            "ssoio-keys-acme", "ssoio-keys-second"]  # fmt: skip
+        assert await eventually(lambda: refreshers() == ["ssoio-keys-acme", "ssoio-keys-second"])
         providers.apply(settings_factory(issuer_table()))
-        await asyncio.sleep(0.05)
-        assert [t.get_name() for t in asyncio.all_tasks()
-                if t.get_name().startswith("ssoio-keys-")] == ["ssoio-keys-acme"]  # fmt: skip
-    assert [t for t in asyncio.all_tasks() if t.get_name().startswith("ssoio-keys-")] == []
+        assert await eventually(lambda: refreshers() == ["ssoio-keys-acme"])
+    assert refreshers() == []
 
 
 async def test_a_fetch_has_a_total_deadline() -> None:

@@ -27,6 +27,7 @@ from tests.security.harness import ISSUER, Node, example_raw, running_node, sett
 from tests.support.fake_idp import FakeIdp
 from tests.support.fault_idp import FaultIdp, running_fault_idp
 from tests.support.forge import SigningKey, forge
+from tests.support.polling import eventually
 from tests.support.raw_client import CONNECT, CONNECT_ERROR
 
 # keys.http_timeout_s of the faulty issuer: under the slow faults' 1 s delay, with room for
@@ -274,8 +275,7 @@ async def test_down_at_runtime_serves_stale_keys_then_stops(
     await asleep(node)
     node.clock.advance(301)  # past the JWKS TTL: a background refresh, which fails
     assert await connect_code(node, faulty_token(node, faulty, fault_key)) == "ok"
-    await asyncio.sleep(0.05)
-    assert faulty.count("jwks") >= 2
+    assert await eventually(lambda: faulty.count("jwks") >= 2)
     node.clock.advance(21_600)  # past the stale limit (6 h)
     assert await connect_code(node, faulty_token(node, faulty, fault_key)) == "idp_unavailable"
     await node.assert_healthy(fetches=4)
@@ -396,13 +396,9 @@ async def asleep(node: Node) -> None:
     await until(lambda: node.clock.sleeping == issuers and not _inflight(node))
 
 
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+async def until(condition: Callable[[], bool]) -> None:
     """Wait (bounded, in real time) until ``condition()`` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        assert loop.time() < deadline, "the condition never held"
-        await asyncio.sleep(0.01)
+    assert await eventually(condition), "the condition never held"
 
 
 async def test_trickling_jwks_is_cut_at_the_deadline(

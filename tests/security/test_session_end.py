@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.security.harness import Node, running_node, settings_from
 from tests.support.forge import SigningKey
+from tests.support.polling import eventually
 from tests.support.raw_client import PollingSession, RawSocket, upgrade_websocket
 from tests.support.transport_path import (
     BACKLOG_LIMIT,
@@ -54,16 +55,6 @@ def held_connections(url: str) -> int:
                 if fields[1].rsplit(":", 1)[1] == port and fields[3] in _HELD:
                     held += 1
     return held
-
-
-async def eventually(condition: Callable[[], bool], bound_s: float = CLOSE_WAIT_S) -> bool:
-    """Poll ``condition`` until it holds or the bound passes (the kernel's TCP table and
-    python-engineio's session map have no event to wait on)."""
-    for _ in range(int(bound_s / 0.01)):
-        if condition():
-            return True
-        await asyncio.sleep(0.01)
-    return condition()
 
 
 async def held_settles(live: Node, expected: int) -> int:

@@ -54,6 +54,7 @@ from ssoio.app import SsoServer
 from ssoio.config import Settings
 from ssoio.policy.principal import Principal
 from tests.security.harness import Node, settings_from
+from tests.support.polling import eventually
 
 __all__ = [
     "DELIBERATE",
@@ -139,13 +140,7 @@ def install_echo_handlers(server: SsoServer) -> None:
 
 async def wait_until(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> bool:
     """Whether ``condition`` came true within the bound (checked every 10 ms)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not condition():
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(0.01)  # server state offers no event to wait on
-    return True
+    return await eventually(condition, timeout_s)
 
 
 def engine_session(node: Node, sid: str) -> Any:
