@@ -33,7 +33,7 @@ from starlette.applications import Starlette
 from ssoio.app import SsoServer
 from ssoio.config.model import Settings
 from ssoio.config.operations import LoggingSettings, TlsSettings
-from ssoio.errors import ConfigError
+from ssoio.errors import ConfigError, Problem
 from ssoio.process import tune_garbage_collector
 from ssoio.transport.edge import ConnectionLedger, HttpLimits
 from ssoio.transport.paths import uvicorn_protocols
@@ -235,9 +235,19 @@ def run_demo(config: Path, users: Path, host: str, port: int) -> None:
     demo = build_demo(settings, users)
     config_ = uvicorn_config(demo.sso, host, port)
     config_.app = demo.app
+    # Listening before the lifespan starts: the demo's provider is served by this process,
+    # so the first key fetch (at start-up) waits in the backlog instead of failing and
+    # logging "cannot be reached" until the back-off's next try.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        listening = socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ConfigError(
+            [Problem("--port", f"cannot listen on {host}:{port}: {exc.strerror}")]
+        ) from exc
     print(_DEMO_BANNER.format(url=demo.public_url), flush=True)
     with contextlib.suppress(KeyboardInterrupt):  # after uvicorn's shutdown (see serve)
-        uvicorn.Server(config_).run()
+        uvicorn.Server(config_).run(sockets=[listening])
 
 
 _DEMO_BANNER = """

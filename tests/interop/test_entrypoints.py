@@ -88,13 +88,32 @@ async def test_ssoio_demo_stops_cleanly_on_ctrl_c() -> None:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        await wait_ready(f"http://127.0.0.1:{port}", "/")
+        await wait_ready(f"http://127.0.0.1:{port}", "/readyz")  # (its keys are loaded)
     finally:
         process.send_signal(signal.SIGINT)
         stdout, stderr = await asyncio.wait_for(process.communicate(), 15)
     assert b"Ctrl-C stops it" in stdout
-    no_traceback(stderr.decode())
+    log = stderr.decode()
+    no_traceback(log)
+    # it listens before it starts: its own provider's keys load at the first try
+    assert "idp.fetch.failed" not in log, log
+    assert '"event": "key.fetch", "issuer": "primary", "keys": 1, "result": "ok"' in log, log
     assert process.returncode == 0
+
+
+async def test_ssoio_demo_on_a_port_in_use_says_so() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ssoio.cli", "demo", "--port", str(port),
+            env={**os.environ, "PYTHONWARNINGS": "error"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, stderr = await asyncio.wait_for(process.communicate(), 15)
+    log = stderr.decode()
+    assert f"--port: cannot listen on 127.0.0.1:{port}: Address already in use" in log, log
+    no_traceback(log)
+    assert process.returncode == 2
 
 
 async def test_embedded_example(node_idp: NodeProvider) -> None:
