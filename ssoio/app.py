@@ -373,7 +373,7 @@ async def _ssoio_error(_request: Any, error: Exception) -> Response:
 
 async def _client_gone(_request: Any, _error: Exception) -> Response:
     # The client went away, or the HTTP edge closed a request whose body came too slowly
-    # or grew too large (ssoio.transport.websocket): nobody reads this answer, and nothing failed.
+    # or grew too large (ssoio.transport.protocols): nobody reads this answer, and nothing failed.
     return Response(status_code=400)
 
 
