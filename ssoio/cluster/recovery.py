@@ -205,32 +205,27 @@ class RedisRecoveryStore:
                                  announced.channel if announced else "",
                                  announced.start if announced else "", OUTCOME_MS]  # fmt: skip
         try:
-            offset = _text(await self._append(keys=keys, args=args))
-        except RedisTimeout:
-            offset = await self._settle(outcome)
+            offset = await self._run_once(keys, args)
         except _FAILURES as exc:
             self._unlogged = True
             raise StoreUnavailable() from exc
+        if offset is None:  # it timed out, and will never run
+            self._unlogged = True
+            raise StoreUnavailable()
         self._unlogged = False
         return offset
 
-    async def _settle(self, outcome: str) -> str:
-        """After a timeout the script may have run (logged and published: delivering the
-        event again would duplicate it on every node) or may still run. One command on
-        another connection settles it: the outcome key set now (a fence: the script, should
-        it run later, does nothing) means it did not run; already set, it holds the offset.
-
-        :raises StoreUnavailable: it did not run (or Redis does not answer this either).
-        """
+    async def _run_once(self, keys: list[str], args: list[str | int]) -> str | None:
+        """The append script's offset, also when its answer timed out: the script may have
+        run then (logged and published: delivering the event again would duplicate it on
+        every node) or may still run. One command on another connection settles it: the
+        outcome key (the last of ``keys``) set now is a fence (the script, should it run
+        later, does nothing) and the answer is None; already set, it holds the offset."""
         try:
-            ran = await self.redis.set(outcome, "", nx=True, get=True, px=OUTCOME_MS)
-        except _FAILURES as exc:
-            self._unlogged = True
-            raise StoreUnavailable() from exc
-        if not ran:
-            self._unlogged = True
-            raise StoreUnavailable()
-        return _text(ran)
+            return _text(await self._append(keys=keys, args=args))
+        except RedisTimeout:
+            ran = await self.redis.set(keys[-1], "", nx=True, get=True, px=OUTCOME_MS)
+            return _text(ran) if ran else None
 
     async def head(self) -> str:
         try:

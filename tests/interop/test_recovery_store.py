@@ -241,25 +241,28 @@ async def test_a_timed_out_append_that_did_not_run_never_runs(redis: RedisServer
     ran or not, the event is delivered once. Seen here: it did not run, and the store's fence
     makes sure it never does (the caller delivers the event unlogged)."""
     admin = aioredis.Redis.from_url(redis.url)
-    settled: list[str] = []
+    timeouts: list[RedisTimeout] = []
     try:
         await admin.client_pause(3000, all=False)
 
         async def stalled(store: RedisRecoveryStore) -> str:
-            settle = store._settle
+            script = store._append
 
-            async def spied(outcome: str) -> str:
-                settled.append(outcome)
-                return await settle(outcome)
+            async def spied(**kwargs: Any) -> Any:
+                try:
+                    return await script(**kwargs)
+                except RedisTimeout as timeout:
+                    timeouts.append(timeout)
+                    raise
 
-            store._settle = spied  # type: ignore[method-assign]
+            store._append = spied  # type: ignore[assignment]
             return await store.append(event("a", 2), announce=True)
 
         offset, received = await announced_once(redis, stalled)
     finally:
         await admin.client_unpause()
         await admin.aclose()
-    assert len(settled) == 1  # it timed out
+    assert len(timeouts) == 1  # the script's answer timed out
     assert received == ([offset] if offset else [])
 
 
